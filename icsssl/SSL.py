@@ -1,0 +1,26 @@
+"""Drop-in for :mod:`OpenSSL.SSL` with icsssl's :class:`Connection`.
+
+``from icsssl import SSL`` gives every public name of ``OpenSSL.SSL`` as
+the very same object (so ``except SSL.Error`` still catches pyOpenSSL's
+exceptions), except ``Connection``, which is
+:class:`icsssl.Connection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import OpenSSL.SSL as _parent
+
+from icsssl.connection import Connection as _IcsConnection
+
+_names = [name for name in vars(_parent) if not name.startswith("_")]
+globals().update({name: getattr(_parent, name) for name in _names})
+globals()["Connection"] = _IcsConnection
+
+__all__ = sorted(set(getattr(_parent, "__all__", _names)) | {"Connection"})
+
+
+def __getattr__(name: str) -> Any:
+    # Names pyOpenSSL adds later, or creates on access, resolve there too.
+    return getattr(_parent, name)

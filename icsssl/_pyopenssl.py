@@ -1,0 +1,209 @@
+"""Every use of pyOpenSSL's private internals, in one place.
+
+Theory of operation
+-------------------
+
+Two OpenSSL instances may live in this process:
+
+* pyOpenSSL's, reached through ``OpenSSL._util.lib`` (cryptography's
+  binding).  With the PyPI wheels it is the copy of OpenSSL linked
+  statically into cryptography, whose symbols are hidden.  Every ``SSL*``
+  of a ``Connection`` belongs to it, and so does the error queue that a
+  failing ``SSL_do_handshake`` fills.
+* ours, ``icsssl._openssl``, linked against the system ``libssl``.
+
+With Debian's python3-openssl both bindings load the same ``libssl.so.3``
+and are one instance.  :data:`SHARED` says which case is in force; it is
+decided once, at import, by queueing a marker error in pyOpenSSL's
+instance and looking for it in ours.
+
+Rules that follow:
+
+* Error codes of a connection are read from pyOpenSSL's queue, in the
+  thread that made the failing call, before pyOpenSSL drains it into
+  strings.  :func:`take_errors` drains the queue and queues the same codes
+  again, so pyOpenSSL raises exactly the exception it would have raised.
+* Texts for those codes come from pyOpenSSL's instance, because OpenSSL
+  versions word their reasons differently.
+* A pointer of one instance never reaches the other.  Ciphers are looked
+  up by name in our instance; :func:`shared_ssl_pointer` hands out an
+  ``SSL*`` for our module only when :data:`SHARED` is true.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from OpenSSL import SSL as _SSL
+from OpenSSL._util import ffi as peer_ffi
+from OpenSSL._util import lib as peer_lib
+
+from icsssl._openssl import ffi, lib
+
+#: The most errors read from one queue in one go.  OpenSSL keeps at most 16
+#: per thread (ERR_NUM_ERRORS), so this bound is never reached in practice.
+MAX_QUEUED_ERRORS = 64
+
+# A reason no OpenSSL library uses, queued under ERR_LIB_USER to find out
+# whether the two bindings share one error queue.
+_MARKER_REASON = 0x1C5
+
+SSL_ERROR_WANT_READ: int = peer_lib.SSL_ERROR_WANT_READ
+SSL_ERROR_WANT_WRITE: int = peer_lib.SSL_ERROR_WANT_WRITE
+SSL_ERROR_WANT_X509_LOOKUP: int = peer_lib.SSL_ERROR_WANT_X509_LOOKUP
+
+#: Version number of the OpenSSL that pyOpenSSL runs on.
+VERSION_NUMBER: int = _SSL.OPENSSL_VERSION_NUMBER
+
+
+
+def version_text() -> str:
+    """Return the version line of the OpenSSL that pyOpenSSL runs on."""
+    return _SSL.OpenSSL_version(_SSL.OPENSSL_VERSION).decode("ascii")
+
+
+if VERSION_NUMBER < 0x30000000:
+    raise ImportError(
+        "icsssl needs pyOpenSSL running on OpenSSL 3.0 or newer, but it "
+        f"runs on {version_text()!r}; upgrade cryptography"
+    )
+
+
+def _unpack(code: int) -> tuple[int, int]:
+    # The OpenSSL 3 layout; the import check above rules out older ones.
+    if code & 0x80000000:
+        return 2, code & 0x7FFFFFFF
+    return (code >> 23) & 0xFF, code & 0x7FFFFF
+
+
+def _detect_shared() -> bool:
+    lib.ERR_set_mark()
+    peer_lib.ERR_put_error(lib.ERR_LIB_USER, 0, _MARKER_REASON, peer_ffi.NULL, 0)
+    code = lib.ERR_peek_last_error()
+    shared = (
+        lib.ERR_GET_LIB(code) == lib.ERR_LIB_USER
+        and lib.ERR_GET_REASON(code) == _MARKER_REASON
+    )
+    # In the shared case this also removes the marker.
+    lib.ERR_pop_to_mark()
+    if not shared:
+        # Remove the marker from pyOpenSSL's queue and keep what was there.
+        queued = _drain_peer()
+        if queued and _unpack(queued[-1]) == (lib.ERR_LIB_USER, _MARKER_REASON):
+            queued = queued[:-1]
+        _requeue_peer(queued)
+    return shared
+
+
+def _drain_peer() -> tuple[int, ...]:
+    codes = []
+    for _ in range(MAX_QUEUED_ERRORS):
+        code = peer_lib.ERR_get_error()
+        if code == 0:
+            break
+        codes.append(code)
+    return tuple(codes)
+
+
+def _requeue_peer(codes: tuple[int, ...]) -> None:
+    # ERR_put_error packs (ERR_LIB_SYS, errno) back into the system-error
+    # form, so every code comes back unchanged (OpenSSL 3 err_set_error).
+    for code in codes:
+        library, reason = _unpack(code)
+        peer_lib.ERR_put_error(library, 0, reason, peer_ffi.NULL, 0)
+
+
+def take_errors() -> tuple[int, ...]:
+    """Return the codes queued in pyOpenSSL's instance, leaving the queue
+    as it was.
+
+    ``ffi.errno`` is kept too: pyOpenSSL reads it after this call to choose
+    between ``SysCallError(errno)`` and ``SysCallError(-1, ...)``.
+    """
+    saved_errno = peer_ffi.errno
+    codes = _drain_peer()
+    _requeue_peer(codes)
+    peer_ffi.errno = saved_errno
+    return codes
+
+
+def ssl_error_kind(connection: _SSL.Connection, result: int) -> int:
+    """Return ``SSL_get_error`` for *result*, keeping ``ffi.errno``."""
+    saved_errno = peer_ffi.errno
+    kind: int = peer_lib.SSL_get_error(connection._ssl, result)
+    peer_ffi.errno = saved_errno
+    return kind
+
+
+def _text(pointer: Any) -> str | None:
+    if pointer == peer_ffi.NULL:
+        return None
+    return peer_ffi.string(pointer).decode("utf-8", "replace")
+
+
+def library_name(code: int) -> str:
+    """Return pyOpenSSL's instance's name for the library of *code*."""
+    library, _ = _unpack(code)
+    return _text(peer_lib.ERR_lib_error_string(code)) or f"lib({library})"
+
+
+def reason_text(code: int) -> str:
+    """Return pyOpenSSL's instance's text for the reason of *code*."""
+    library, reason = _unpack(code)
+    if library == 2 and code & 0x80000000:
+        return os.strerror(reason)
+    text = _text(peer_lib.ERR_reason_error_string(code))
+    if text is None:
+        # Fall back on our instance, which knows the same reason numbers
+        # (its texts may be worded differently).
+        own = lib.ERR_reason_error_string(code)
+        if own != ffi.NULL:
+            return ffi.string(own).decode("utf-8", "replace")
+        return f"reason({reason})"
+    return text
+
+
+def error_string(code: int) -> str:
+    """Format *code* as ``ERR_error_string_n`` of pyOpenSSL's instance
+    would (that function is not in pyOpenSSL's binding)."""
+    return f"error:{code:08X}:{library_name(code)}::{reason_text(code)}"
+
+
+def cipher_bits(connection: _SSL.Connection) -> tuple[int, int]:
+    """Return the (secret, total) bits of the connection's cipher."""
+    cipher = peer_lib.SSL_get_current_cipher(connection._ssl)
+    if cipher == peer_ffi.NULL:
+        return 0, 0
+    total = peer_ffi.new("int *")
+    secret: int = peer_lib.SSL_CIPHER_get_bits(cipher, total)
+    return secret, int(total[0])
+
+
+def state_string(connection: _SSL.Connection) -> str:
+    """Return ``SSL_state_string_long`` of the connection."""
+    return _text(peer_lib.SSL_state_string_long(connection._ssl)) or ""
+
+
+def shared_ssl_pointer(connection: _SSL.Connection) -> Any:
+    """Return the connection's ``SSL*`` as a pointer of our module.
+
+    :raises RuntimeError: if the instances are separate, because our
+        module would then read another library's struct.
+    """
+    if not SHARED:
+        raise RuntimeError(
+            "an SSL* of pyOpenSSL's OpenSSL cannot be used by icsssl's "
+            "module: the two run on separate OpenSSL instances"
+        )
+    address = int(peer_ffi.cast("uintptr_t", connection._ssl))
+    return ffi.cast("SSL *", address)
+
+
+def socket_of(connection: _SSL.Connection) -> Any:
+    """Return the socket a connection was created with, or ``None``."""
+    return connection._socket
+
+
+#: True when pyOpenSSL and icsssl's module run on one OpenSSL instance.
+SHARED: bool = _detect_shared()

@@ -1,0 +1,450 @@
+"""``icsssl.Connection``: pyOpenSSL's Connection with ICS's handshake report.
+
+How the codes are caught
+------------------------
+
+Every pyOpenSSL call that can run the handshake (``do_handshake``,
+``send``, ``sendall``, ``recv``, ``recv_into``, ``read``, ``write``) ends in
+``Connection._raise_ssl_error(ssl, result)``, which turns a failure into an
+exception and drains OpenSSL's error queue into strings.  While a handshake
+is pending, each connection shadows that method with an instance attribute
+(:meth:`Connection._watch_handshake`), which reads the packed codes first
+and then calls pyOpenSSL's method unchanged.  Once the handshake has
+succeeded or failed the attribute is deleted, so reads and writes after
+the handshake cost exactly what they cost in pyOpenSSL.
+
+A positive result from any of those calls means the handshake completed:
+``SSL_do_handshake`` returns 1 only then, and ``SSL_read``/``SSL_write``
+move application data only after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Optional
+
+from OpenSSL import SSL as _SSL
+
+from icsssl import _pyopenssl, ciphers, errors, messages
+from icsssl._openssl import ffi, lib
+
+HandshakeDoneCallback = Callable[["Connection", int], None]
+
+_NOT_FAILURES = (
+    _pyopenssl.SSL_ERROR_WANT_READ,
+    _pyopenssl.SSL_ERROR_WANT_WRITE,
+    _pyopenssl.SSL_ERROR_WANT_X509_LOOKUP,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    codes: tuple[int, ...]
+    exception: BaseException
+
+
+@dataclasses.dataclass(frozen=True)
+class HandshakeReport:
+    """What a finished handshake negotiated, or why it failed.
+
+    Field names follow Delphi ICS's ``TSslWSocket`` properties; see
+    :class:`Connection` for the ICS spelling of each.
+    """
+
+    succeeded: bool
+    err_code: int
+    error: int
+    errors: tuple[int, ...]
+    message: str
+    version: str = ""
+    cipher: str = ""
+    cipher_description: str = ""
+    key_exchange: str = ""
+    authentication: str = ""
+    encryption: str = ""
+    mac: str = ""
+    secret_bits: int = 0
+    total_bits: int = 0
+    group: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as a dict of str, int and list values."""
+        report = dataclasses.asdict(self)
+        report["errors"] = list(self.errors)
+        return report
+
+
+def _group_name(connection: _SSL.Connection) -> str:
+    """Return the key-exchange group of a finished handshake, or ''."""
+    get_group_name = getattr(connection, "get_group_name", None)
+    if get_group_name is not None:
+        try:
+            return get_group_name() or ""
+        except NotImplementedError:
+            pass  # pyOpenSSL's OpenSSL is older than 3.2.
+    if not _pyopenssl.SHARED:
+        return ""
+    ssl = _pyopenssl.shared_ssl_pointer(connection)
+    if lib.ICSSSL_HAS_GET0_GROUP_NAME:
+        name = lib.icsssl_get0_group_name(ssl)
+    else:
+        group = lib.SSL_get_negotiated_group(ssl)
+        name = lib.SSL_group_to_name(ssl, group) if group else ffi.NULL
+    if name == ffi.NULL:
+        return ""
+    return str(ffi.string(name).decode("ascii"))
+
+
+def _describe_cipher(
+    connection: _SSL.Connection, name: str
+) -> ciphers.CipherDescription | None:
+    if _pyopenssl.SHARED:
+        ssl = _pyopenssl.shared_ssl_pointer(connection)
+        cipher = lib.SSL_get_current_cipher(ssl)
+        if cipher == ffi.NULL:
+            return None
+        return ciphers.describe_pointer(cipher)
+    try:
+        return ciphers.cipher_description(name)
+    except KeyError:
+        # NOTE: pyOpenSSL's OpenSSL has a cipher the system one lacks, so
+        # the description fields stay empty.
+        return None
+
+
+def _success_report(connection: _SSL.Connection) -> HandshakeReport:
+    version = connection.get_protocol_version_name()
+    name = connection.get_cipher_name() or ""
+    secret_bits, total_bits = _pyopenssl.cipher_bits(connection)
+    group = _group_name(connection)
+    described = _describe_cipher(connection, name)
+    if described is None:
+        description = key_exchange = authentication = ""
+        encryption = mac = ""
+    else:
+        description = described.description
+        key_exchange = described.key_exchange
+        authentication = described.authentication
+        encryption = described.encryption
+        mac = described.mac
+    shown_exchange = key_exchange
+    if key_exchange in ("any", "") and group:
+        shown_exchange = group
+    return HandshakeReport(
+        succeeded=True,
+        err_code=0,
+        error=0,
+        errors=(),
+        message=messages.success_message(
+            version,
+            name,
+            shown_exchange or "unknown",
+            encryption or "unknown",
+            mac or "unknown",
+        ),
+        version=version,
+        cipher=name,
+        cipher_description=description,
+        key_exchange=key_exchange,
+        authentication=authentication,
+        encryption=encryption,
+        mac=mac,
+        secret_bits=secret_bits,
+        total_bits=total_bits,
+        group=group,
+    )
+
+
+def _failure_report(failure: _Failure) -> HandshakeReport:
+    first = failure.codes[0] if failure.codes else 0
+    if first:
+        message = messages.failure_message(
+            first, _pyopenssl.error_string(first)
+        )
+    elif isinstance(failure.exception, (_SSL.SysCallError, _SSL.ZeroReturnError)):
+        message = messages.CLOSED_UNEXPECTEDLY
+    else:
+        # A Python exception, such as one raised by a verify callback,
+        # ended the handshake without an OpenSSL error.
+        message = (
+            f"Error, {type(failure.exception).__name__}: {failure.exception}"
+        )
+    return HandshakeReport(
+        succeeded=False,
+        err_code=messages.failure_err_code(first),
+        error=first,
+        errors=failure.codes,
+        message=message,
+    )
+
+
+class Connection(_SSL.Connection):
+    """pyOpenSSL's :class:`OpenSSL.SSL.Connection` with the handshake
+    report of Delphi ICS.
+
+    Every method of the parent works unchanged and raises the same
+    exceptions.  The report properties are empty (``""`` or 0) until the
+    handshake ends, then describe the negotiated session or the failure.
+    Each has its ICS name and a snake_case alias:
+
+    ======================  ====================  =========================
+    ICS name                alias                 value
+    ======================  ====================  =========================
+    SslHandshakeErr         handshake_error       first packed code, or 0
+    SslHandshakeErrors      handshake_errors      every queued code
+    ErrCode                 handshake_err_code    0 success, 1 closed
+                                                  unexpectedly, else the
+                                                  reason of SslHandshakeErr
+    SslHandshakeRespMsg     handshake_resp_msg    the one-line message
+    SslCipherDesc           cipher_desc           SSL_CIPHER_description
+    SslKeyExchange          key_exchange          its ``Kx=`` field
+    SslKeyAuth              key_auth              its ``Au=`` field
+    SslEncryption           encryption            its ``Enc=`` field
+    SslMessAuth             mess_auth             its ``Mac=`` field
+    SslVersion              ssl_version           ``TLSv1.3``
+    SslCipher               ssl_cipher            OpenSSL cipher name
+    SslSecretBits           secret_bits           secret key bits
+    SslTotalBits            total_bits            algorithm bits
+    SslGroupName            group_name            key-exchange group
+    ======================  ====================  =========================
+    """
+
+    def __init__(
+        self, context: _SSL.Context, socket: Any | None = None
+    ) -> None:
+        super().__init__(context, socket)
+        self._ics_callback: Optional[HandshakeDoneCallback] = None
+        self._start_watching()
+
+    # -- handshake tracking -------------------------------------------------
+
+    def _start_watching(self) -> None:
+        self._ics_failure: Optional[_Failure] = None
+        self._ics_finished = False
+        self._ics_report: Optional[HandshakeReport] = None
+        self._ics_pid = 0
+        # Shadows the class method until the handshake ends; see the
+        # module docstring.
+        self._raise_ssl_error = self._watch_handshake
+
+    def _watch_handshake(self, ssl: Any, result: int) -> None:
+        parent = _SSL.Connection._raise_ssl_error
+        if result > 0:
+            parent(self, ssl, result)
+            self._finish(None)
+            return
+        if _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES:
+            parent(self, ssl, result)
+            return
+        codes = _pyopenssl.take_errors()
+        try:
+            parent(self, ssl, result)
+        except BaseException as exception:
+            # A callback exception raised here is chained to this one.
+            self._finish(_Failure(codes, exception))
+            raise
+        # SSL_get_error said SSL_ERROR_NONE for a result <= 0: nothing to
+        # report, and the handshake goes on.
+
+    def _finish(self, failure: Optional[_Failure]) -> None:
+        self.__dict__.pop("_raise_ssl_error", None)
+        self._ics_failure = failure
+        self._ics_finished = True
+        self._ics_report = None
+        self._ics_pid = os.getpid()
+        callback = self._ics_callback
+        if callback is not None:
+            callback(self, self.handshake_err_code)
+
+    def set_handshake_done_callback(
+        self, callback: Optional[HandshakeDoneCallback]
+    ) -> None:
+        """Set the function called once when each handshake ends.
+
+        It is called as ``callback(connection, err_code)`` after a success
+        (``err_code`` 0) and after a failure, before the failure's
+        exception reaches the caller, as ICS's ``OnSslHandshakeDone``.  An
+        exception it raises propagates to the caller of the pyOpenSSL
+        method that ended the handshake.
+
+        :param callback: the function, or ``None`` to remove it.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(
+                "callback must be callable as callback(connection, "
+                f"err_code) or None, got {type(callback).__name__}"
+            )
+        self._ics_callback = callback
+
+    OnSslHandshakeDone = property(
+        lambda self: self._ics_callback,
+        set_handshake_done_callback,
+        doc="ICS name of :meth:`set_handshake_done_callback`.",
+    )
+
+    # -- parent methods that need care -------------------------------------
+
+    def shutdown(self) -> bool:
+        """Send the close_notify alert, as pyOpenSSL does.
+
+        Calling it before the handshake ended is not a handshake failure,
+        so the handshake watch steps aside for this call.
+        """
+        watch = self.__dict__.pop("_raise_ssl_error", None)
+        try:
+            return super().shutdown()
+        finally:
+            if watch is not None and not self._ics_finished:
+                self._raise_ssl_error = watch
+
+    def renegotiate(self) -> bool:
+        """Start a TLS 1.2 renegotiation, as pyOpenSSL does, and watch the
+        new handshake: the report and the callback follow it."""
+        started = super().renegotiate()
+        if started:
+            self._start_watching()
+        return started
+
+    def accept(self) -> tuple[Connection, Any]:
+        """Accept a client on the listening socket and return an icsssl
+        :class:`Connection` for it, in server mode."""
+        listener = _pyopenssl.socket_of(self)
+        if listener is None:
+            raise TypeError(
+                "accept() needs a Connection made with a listening socket, "
+                "not a memory-BIO one"
+            )
+        client, address = listener.accept()
+        connection = type(self)(self.get_context(), client)
+        connection.set_accept_state()
+        return connection, address
+
+    # -- the report ---------------------------------------------------------
+
+    @property
+    def handshake_done(self) -> bool:
+        """Whether the current handshake has ended, well or badly."""
+        return self._ics_finished
+
+    @property
+    def handshake_report(self) -> Optional[HandshakeReport]:
+        """The report of the last handshake, or ``None`` while pending."""
+        if not self._ics_finished:
+            return None
+        report = self._ics_report
+        if report is None:
+            if self._ics_failure is None:
+                report = _success_report(self)
+            else:
+                report = _failure_report(self._ics_failure)
+            self._ics_report = report
+        return report
+
+    @property
+    def handshake_pid(self) -> int:
+        """The process id that ran the handshake, 0 while pending."""
+        return self._ics_pid
+
+    @property
+    def handshake_exception(self) -> Optional[BaseException]:
+        """The exception that failed the handshake, or ``None``."""
+        failure = self._ics_failure
+        return None if failure is None else failure.exception
+
+    def _field(self, name: str, empty: Any) -> Any:
+        report = self.handshake_report
+        return empty if report is None else getattr(report, name)
+
+    @property
+    def handshake_error(self) -> int:
+        """First packed OpenSSL code of the failed handshake, or 0."""
+        return int(self._field("error", 0))
+
+    @property
+    def handshake_errors(self) -> tuple[int, ...]:
+        """Every packed code queued when the handshake failed, oldest
+        first."""
+        return tuple(self._field("errors", ()))
+
+    @property
+    def handshake_err_code(self) -> int:
+        """ICS's ``ErrCode``: 0 success, 1 closed unexpectedly, else the
+        reason of :attr:`handshake_error`; 0 while pending."""
+        if not self._ics_finished:
+            return 0
+        failure = self._ics_failure
+        if failure is None:
+            return 0
+        first = failure.codes[0] if failure.codes else 0
+        return messages.failure_err_code(first)
+
+    @property
+    def handshake_resp_msg(self) -> str:
+        """One-line result, e.g. ``SSL Connected OK with TLSv1.3, ...``."""
+        return str(self._field("message", ""))
+
+    @property
+    def cipher_desc(self) -> str:
+        """``SSL_CIPHER_description`` of the negotiated cipher."""
+        return str(self._field("cipher_description", ""))
+
+    @property
+    def key_exchange(self) -> str:
+        """``Kx=`` field of the cipher description (``any`` in TLS 1.3)."""
+        return str(self._field("key_exchange", ""))
+
+    @property
+    def key_auth(self) -> str:
+        """``Au=`` field of the cipher description."""
+        return str(self._field("authentication", ""))
+
+    @property
+    def encryption(self) -> str:
+        """``Enc=`` field of the cipher description."""
+        return str(self._field("encryption", ""))
+
+    @property
+    def mess_auth(self) -> str:
+        """``Mac=`` field of the cipher description."""
+        return str(self._field("mac", ""))
+
+    @property
+    def ssl_version(self) -> str:
+        """Negotiated protocol, e.g. ``TLSv1.2``."""
+        return str(self._field("version", ""))
+
+    @property
+    def ssl_cipher(self) -> str:
+        """OpenSSL name of the negotiated cipher."""
+        return str(self._field("cipher", ""))
+
+    @property
+    def secret_bits(self) -> int:
+        """Secret bits of the negotiated cipher."""
+        return int(self._field("secret_bits", 0))
+
+    @property
+    def total_bits(self) -> int:
+        """Algorithm bits of the negotiated cipher."""
+        return int(self._field("total_bits", 0))
+
+    @property
+    def group_name(self) -> str:
+        """Key-exchange group (``X25519``), or ``""`` where unknown."""
+        return str(self._field("group", ""))
+
+    SslHandshakeErr = handshake_error
+    SslHandshakeErrors = handshake_errors
+    ErrCode = handshake_err_code
+    SslHandshakeRespMsg = handshake_resp_msg
+    SslCipherDesc = cipher_desc
+    SslKeyExchange = key_exchange
+    SslKeyAuth = key_auth
+    SslEncryption = encryption
+    SslMessAuth = mess_auth
+    SslVersion = ssl_version
+    SslCipher = ssl_cipher
+    SslSecretBits = secret_bits
+    SslTotalBits = total_bits
+    SslGroupName = group_name
