@@ -32,6 +32,7 @@ Rules that follow:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 
@@ -203,6 +204,25 @@ def shared_ssl_pointer(connection: _SSL.Connection) -> Any:
 def socket_of(connection: _SSL.Connection) -> Any:
     """Return the socket a connection was created with, or ``None``."""
     return connection._socket
+
+
+def set_verify_host(connection: _SSL.Connection, host: str) -> None:
+    """Make certificate verification check *host* (a DNS name or an IP
+    address) on the connection, through ``X509_VERIFY_PARAM``."""
+    params = peer_lib.SSL_get0_param(connection._ssl)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        encoded = host.encode("idna")
+        ok = peer_lib.X509_VERIFY_PARAM_set1_host(
+            params, encoded, len(encoded)
+        )
+    else:
+        packed = address.packed
+        ok = peer_lib.X509_VERIFY_PARAM_set1_ip(params, packed, len(packed))
+    if ok != 1:
+        peer_lib.ERR_clear_error()
+        raise ValueError(f"OpenSSL rejected {host!r} as a host to verify")
 
 
 #: True when pyOpenSSL and icsssl's module run on one OpenSSL instance.

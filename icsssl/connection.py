@@ -21,6 +21,7 @@ move application data only after it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Callable, Optional
 
@@ -30,6 +31,8 @@ from icsssl import _pyopenssl, ciphers, errors, messages
 from icsssl._openssl import ffi, lib
 
 HandshakeDoneCallback = Callable[["Connection", int], None]
+
+_log = logging.getLogger("icsssl")
 
 _NOT_FAILURES = (
     _pyopenssl.SSL_ERROR_WANT_READ,
@@ -253,9 +256,56 @@ class Connection(_SSL.Connection):
         self._ics_finished = True
         self._ics_report = None
         self._ics_pid = os.getpid()
+        if failure is not None and _log.isEnabledFor(logging.DEBUG):
+            self._log_failure(failure)
         callback = self._ics_callback
         if callback is not None:
             callback(self, self.handshake_err_code)
+
+    def _log_failure(self, failure: _Failure) -> None:
+        peer = self._peer_address()
+        if not failure.codes:
+            _log.debug(
+                "handshake with %s failed without an OpenSSL error: %r",
+                peer,
+                failure.exception,
+            )
+        for code in failure.codes:
+            _log.debug(
+                "handshake with %s failed: %s",
+                peer,
+                _pyopenssl.error_string(code),
+            )
+
+    def _peer_address(self) -> str:
+        sock = _pyopenssl.socket_of(self)
+        if sock is None:
+            return "memory BIO peer"
+        try:
+            return str(sock.getpeername())
+        except OSError:
+            return "unknown peer"
+
+    def set_verify_hostname(self, hostname: str) -> None:
+        """Make certificate verification also check that the peer's
+        certificate is for *hostname*, a DNS name or an IP address.
+
+        pyOpenSSL verifies the chain only; this sets OpenSSL's
+        ``X509_VERIFY_PARAM`` host (or IP) so a mismatch fails the
+        handshake with verify error 62 (``X509_V_ERR_HOSTNAME_MISMATCH``)
+        or 64 (``X509_V_ERR_IP_ADDRESS_MISMATCH``).  It has no effect
+        unless verification is on (``Context.set_verify(VERIFY_PEER)``).
+
+        :raises TypeError: if *hostname* is not a str.
+        :raises ValueError: if it is empty or OpenSSL rejects it.
+        """
+        if not isinstance(hostname, str):
+            raise TypeError(
+                f"hostname must be a str, got {type(hostname).__name__}"
+            )
+        if not hostname:
+            raise ValueError("hostname must not be empty")
+        _pyopenssl.set_verify_host(self, hostname)
 
     def set_handshake_done_callback(
         self, callback: Optional[HandshakeDoneCallback]
