@@ -14,8 +14,17 @@ says whether it does not.
 
 from __future__ import annotations
 
+try:
+    from icsssl._openssl import ffi, lib
+except ImportError as error:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "icsssl's compiled module icsssl._openssl is missing from "
+        f"{__path__[0]!r}: this is a source tree that was not built. "
+        "Install with `pip install .` and run from outside the source tree, "
+        "or build it in place with `pip install -e .`"
+    ) from error
+
 from icsssl import _pyopenssl
-from icsssl._openssl import ffi, lib
 from icsssl.ciphers import (
     CipherDescription,
     all_ciphers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -92,6 +93,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(arguments.handler(arguments))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`icsssl demo | head`).
+        # Point stdout at devnull so the interpreter's final flush does
+        # not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
