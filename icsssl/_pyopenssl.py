@@ -225,5 +225,30 @@ def set_verify_host(connection: _SSL.Connection, host: str) -> None:
         raise ValueError(f"OpenSSL rejected {host!r} as a host to verify")
 
 
+def verify_result(connection: _SSL.Connection) -> tuple[int, str]:
+    """Return ``SSL_get_verify_result`` and its text."""
+    result = int(peer_lib.SSL_get_verify_result(connection._ssl))
+    text = _text(peer_lib.X509_verify_cert_error_string(result)) or ""
+    return result, text
+
+
+def trusted_root_count(connection: _SSL.Connection) -> int:
+    """Return how many certificates and CRLs the connection's context
+    store holds.  A hashed CA directory loads lazily, so its entries only
+    count once a lookup has found them."""
+    store = peer_lib.SSL_CTX_get_cert_store(connection.get_context()._context)
+    if store == peer_ffi.NULL:
+        return 0
+    objects = peer_lib.X509_STORE_get0_objects(store)
+    if objects == peer_ffi.NULL:
+        return 0
+    return int(peer_lib.sk_X509_OBJECT_num(objects))
+
+
+def has_own_certificate(connection: _SSL.Connection) -> bool:
+    """Return whether the connection has a certificate of its own."""
+    return bool(peer_lib.SSL_get_certificate(connection._ssl) != peer_ffi.NULL)
+
+
 #: True when pyOpenSSL and icsssl's module run on one OpenSSL instance.
 SHARED: bool = _detect_shared()

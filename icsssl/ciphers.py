@@ -108,8 +108,12 @@ class _CipherTable:
 
     @staticmethod
     def _build() -> dict[object, CipherDescription]:
+        # Errors raised while building are dropped by popping to this mark,
+        # which keeps the ones the caller had queued.
+        lib.ERR_set_mark()
         context = lib.SSL_CTX_new(lib.TLS_method())
         if context == ffi.NULL:
+            lib.ERR_pop_to_mark()
             raise RuntimeError("SSL_CTX_new failed in the system OpenSSL")
         ssl = lib.SSL_new(context)
         try:
@@ -128,7 +132,7 @@ class _CipherTable:
         finally:
             lib.SSL_free(ssl)
             lib.SSL_CTX_free(context)
-            lib.ERR_clear_error()
+            lib.ERR_pop_to_mark()
 
 
 _TABLE = _CipherTable()

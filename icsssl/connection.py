@@ -21,13 +21,16 @@ move application data only after it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
+import select
+import socket as _socket
 from typing import Any, Callable, Optional
 
 from OpenSSL import SSL as _SSL
 
-from icsssl import _pyopenssl, ciphers, errors, messages
+from icsssl import _certinfo, _pyopenssl, ciphers, diagnosis, messages
 from icsssl._openssl import ffi, lib
 
 HandshakeDoneCallback = Callable[["Connection", int], None]
@@ -41,10 +44,17 @@ _NOT_FAILURES = (
 )
 
 
+#: How many bytes of each direction's start are kept for the diagnosis.
+MAX_CAPTURED_BYTES = 4096
+
+diagnosis.set_error_formatter(_pyopenssl.error_string)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Failure:
     codes: tuple[int, ...]
     exception: BaseException
+    facts: diagnosis.Facts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +70,8 @@ class HandshakeReport:
     error: int
     errors: tuple[int, ...]
     message: str
+    kind: str = diagnosis.OK
+    ics_message: str = ""
     version: str = ""
     cipher: str = ""
     cipher_description: str = ""
@@ -116,6 +128,21 @@ def _describe_cipher(
         return None
 
 
+def _client_hello_size(sent: bytes) -> int:
+    from icsssl import tlswire
+
+    hello = tlswire.parse_client_hello(sent)
+    return hello.size if hello is not None else 0
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _success_report(connection: _SSL.Connection) -> HandshakeReport:
     version = connection.get_protocol_version_name()
     name = connection.get_cipher_name() or ""
@@ -134,18 +161,21 @@ def _success_report(connection: _SSL.Connection) -> HandshakeReport:
     shown_exchange = key_exchange
     if key_exchange in ("any", "") and group:
         shown_exchange = group
+    message = messages.success_message(
+        version,
+        name,
+        shown_exchange or "unknown",
+        encryption or "unknown",
+        mac or "unknown",
+    )
     return HandshakeReport(
         succeeded=True,
         err_code=0,
         error=0,
         errors=(),
-        message=messages.success_message(
-            version,
-            name,
-            shown_exchange or "unknown",
-            encryption or "unknown",
-            mac or "unknown",
-        ),
+        message=message,
+        kind=diagnosis.OK,
+        ics_message=message,
         version=version,
         cipher=name,
         cipher_description=description,
@@ -161,24 +191,15 @@ def _success_report(connection: _SSL.Connection) -> HandshakeReport:
 
 def _failure_report(failure: _Failure) -> HandshakeReport:
     first = failure.codes[0] if failure.codes else 0
-    if first:
-        message = messages.failure_message(
-            first, _pyopenssl.error_string(first)
-        )
-    elif isinstance(failure.exception, (_SSL.SysCallError, _SSL.ZeroReturnError)):
-        message = messages.CLOSED_UNEXPECTEDLY
-    else:
-        # A Python exception, such as one raised by a verify callback,
-        # ended the handshake without an OpenSSL error.
-        message = (
-            f"Error, {type(failure.exception).__name__}: {failure.exception}"
-        )
+    found = diagnosis.diagnose(failure.facts)
     return HandshakeReport(
         succeeded=False,
         err_code=messages.failure_err_code(first),
         error=first,
         errors=failure.codes,
-        message=message,
+        message=found.message,
+        kind=found.name,
+        ics_message=found.ics_message,
     )
 
 
@@ -218,6 +239,10 @@ class Connection(_SSL.Connection):
     ) -> None:
         super().__init__(context, socket)
         self._ics_callback: Optional[HandshakeDoneCallback] = None
+        self._ics_role = ""
+        self._ics_server_name: Optional[str] = None
+        self._ics_verify_host: Optional[str] = None
+        self._ics_alpn: tuple[bytes, ...] = ()
         self._start_watching()
 
     # -- handshake tracking -------------------------------------------------
@@ -227,9 +252,53 @@ class Connection(_SSL.Connection):
         self._ics_finished = False
         self._ics_report: Optional[HandshakeReport] = None
         self._ics_pid = 0
-        # Shadows the class method until the handshake ends; see the
+        self._ics_received = b""
+        self._ics_received_any = False
+        self._ics_sent = b""
+        self._ics_after_handshake = False
+        # These shadow the class methods until the handshake ends; see the
         # module docstring.
         self._raise_ssl_error = self._watch_handshake
+        if _pyopenssl.socket_of(self) is None:
+            self.bio_write = self._capture_bio_write
+            self.bio_read = self._capture_bio_read
+
+    def _stop_watching(self) -> None:
+        for name in ("_raise_ssl_error", "bio_write", "bio_read"):
+            self.__dict__.pop(name, None)
+
+    def _capture_bio_write(self, buf: Any) -> int:
+        if len(self._ics_received) < MAX_CAPTURED_BYTES:
+            data = bytes(buf)
+            self._ics_received += data[: MAX_CAPTURED_BYTES - len(self._ics_received)]
+            self._ics_received_any = self._ics_received_any or bool(data)
+        return _SSL.Connection.bio_write(self, buf)
+
+    def _capture_bio_read(self, bufsiz: int) -> bytes:
+        data = _SSL.Connection.bio_read(self, bufsiz)
+        if len(self._ics_sent) < MAX_CAPTURED_BYTES:
+            self._ics_sent += data[: MAX_CAPTURED_BYTES - len(self._ics_sent)]
+        return data
+
+    def _peek_socket(self, wait: bool) -> None:
+        """Keep the peer's first bytes, read from the socket without
+        taking them from OpenSSL."""
+        if self._ics_received:
+            return
+        sock = _pyopenssl.socket_of(self)
+        if sock is None:
+            return
+        flags = _socket.MSG_PEEK
+        if not wait:
+            flags |= _socket.MSG_DONTWAIT
+        try:
+            data = sock.recv(MAX_CAPTURED_BYTES, flags)
+        except (BlockingIOError, InterruptedError, _socket.timeout):
+            return
+        except OSError:
+            return
+        self._ics_received = data
+        self._ics_received_any = self._ics_received_any or bool(data)
 
     def _watch_handshake(self, ssl: Any, result: int) -> None:
         parent = _SSL.Connection._raise_ssl_error
@@ -244,14 +313,104 @@ class Connection(_SSL.Connection):
         try:
             parent(self, ssl, result)
         except BaseException as exception:
+            try:
+                facts = self._collect_facts(codes, exception)
+            except Exception:  # noqa: BLE001 - never mask the real error
+                _log.exception("icsssl could not collect handshake facts")
+                facts = diagnosis.Facts(
+                    role=self._ics_role, codes=codes, exception=exception
+                )
             # A callback exception raised here is chained to this one.
-            self._finish(_Failure(codes, exception))
+            self._finish(_Failure(codes, exception, facts))
             raise
         # SSL_get_error said SSL_ERROR_NONE for a result <= 0: nothing to
         # report, and the handshake goes on.
 
+    def _collect_facts(
+        self, codes: tuple[int, ...], exception: BaseException
+    ) -> diagnosis.Facts:
+        error_number = 0
+        if isinstance(exception, _SSL.SysCallError) and exception.args:
+            first = exception.args[0]
+            error_number = first if isinstance(first, int) and first > 0 else 0
+        verify_result, verify_text = _pyopenssl.verify_result(self)
+        chain = ()
+        if verify_result:
+            chain = self._peer_chain()
+        host = self._ics_verify_host or self._ics_server_name
+        sent = self._ics_sent
+        if self._ics_role == "client" and not sent:
+            sent = self._rebuild_client_hello()
+        return diagnosis.Facts(
+            role=self._ics_role,
+            codes=codes,
+            exception=exception,
+            errno=error_number,
+            received=self._ics_received,
+            received_any=self._ics_received_any,
+            sent=sent,
+            client_hello_size=_client_hello_size(sent),
+            server_name=self._ics_server_name,
+            host=host,
+            host_is_ip=_is_ip_address(self._peer_host()),
+            alpn_offered=self._ics_alpn,
+            verify_result=verify_result,
+            verify_text=verify_text,
+            peer_chain=chain,
+            trusted_roots=_pyopenssl.trusted_root_count(self),
+            sent_client_certificate=(
+                self._ics_role == "client"
+                and _pyopenssl.has_own_certificate(self)
+            ),
+            handshake_pid=self._ics_pid or os.getpid(),
+            current_pid=os.getpid(),
+            after_handshake=self._ics_after_handshake,
+        )
+
+    def _rebuild_client_hello(self) -> bytes:
+        """Return a ClientHello made with this connection's context and
+        settings, for a socket-mode client whose own went unseen.
+
+        It offers the same versions, groups, key shares, SNI and ALPN, so
+        it has the size of the one sent, give or take random padding.
+        """
+        twin = _SSL.Connection(self.get_context(), None)
+        twin.set_connect_state()
+        if self._ics_server_name:
+            twin.set_tlsext_host_name(self._ics_server_name.encode("ascii"))
+        if self._ics_alpn:
+            twin.set_alpn_protos(list(self._ics_alpn))
+        try:
+            twin.do_handshake()
+        except _SSL.WantReadError:
+            pass
+        except _SSL.Error:
+            return b""
+        return twin.bio_read(MAX_CAPTURED_BYTES * 4)
+
+    def _peer_chain(self) -> tuple[diagnosis.PeerCertificate, ...]:
+        try:
+            chain = self.get_peer_cert_chain()
+        except _SSL.Error:
+            return ()
+        described = []
+        for certificate in chain or ():
+            converted = getattr(certificate, "to_cryptography", None)
+            value = converted() if converted is not None else certificate
+            described.append(_certinfo.describe(value))
+        return tuple(described)
+
+    def _peer_host(self) -> str:
+        sock = _pyopenssl.socket_of(self)
+        if sock is None:
+            return ""
+        try:
+            return str(sock.getpeername()[0])
+        except (OSError, IndexError, TypeError):
+            return ""
+
     def _finish(self, failure: Optional[_Failure]) -> None:
-        self.__dict__.pop("_raise_ssl_error", None)
+        self._stop_watching()
         self._ics_failure = failure
         self._ics_finished = True
         self._ics_report = None
@@ -261,6 +420,61 @@ class Connection(_SSL.Connection):
         callback = self._ics_callback
         if callback is not None:
             callback(self, self.handshake_err_code)
+
+    # -- recording what the handshake offers -------------------------------
+
+    def set_connect_state(self) -> None:
+        """Make this the client side, as pyOpenSSL does."""
+        super().set_connect_state()
+        self._ics_role = "client"
+
+    def set_accept_state(self) -> None:
+        """Make this the server side, as pyOpenSSL does."""
+        super().set_accept_state()
+        self._ics_role = "server"
+
+    def set_tlsext_host_name(self, name: bytes) -> None:
+        """Send *name* in SNI, as pyOpenSSL does, and keep it for the
+        diagnosis."""
+        super().set_tlsext_host_name(name)
+        self._ics_server_name = name.decode("ascii", "replace")
+
+    def set_alpn_protos(self, protos: list[bytes]) -> None:
+        """Offer ALPN protocols, as pyOpenSSL does, and keep them for the
+        diagnosis."""
+        super().set_alpn_protos(protos)
+        self._ics_alpn = tuple(protos)
+
+    def do_handshake(self) -> None:
+        """Run the handshake, as pyOpenSSL does.
+
+        While the handshake is pending on a socket, the peer's first bytes
+        are peeked at (``MSG_PEEK``) before OpenSSL reads them, so a
+        failure can say what the peer sent.  A blocking client socket is
+        driven non-blocking inside this call for that purpose; the call
+        still blocks until the handshake ends.
+        """
+        sock = _pyopenssl.socket_of(self)
+        if self._ics_finished or sock is None or self._ics_received:
+            return super().do_handshake()
+        if sock.gettimeout() is not None or self._ics_role != "client":
+            # Non-blocking: look at what has arrived.  Blocking server:
+            # the client speaks first, so waiting for it is what OpenSSL
+            # would do anyway.
+            self._peek_socket(wait=sock.gettimeout() is None)
+            return super().do_handshake()
+        sock.setblocking(False)
+        try:
+            while True:
+                self._peek_socket(wait=False)
+                try:
+                    return super().do_handshake()
+                except _SSL.WantReadError:
+                    select.select([sock], [], [])
+                except _SSL.WantWriteError:
+                    select.select([], [sock], [])
+        finally:
+            sock.setblocking(True)
 
     def _log_failure(self, failure: _Failure) -> None:
         peer = self._peer_address()
@@ -306,6 +520,7 @@ class Connection(_SSL.Connection):
         if not hostname:
             raise ValueError("hostname must not be empty")
         _pyopenssl.set_verify_host(self, hostname)
+        self._ics_verify_host = hostname
 
     def set_handshake_done_callback(
         self, callback: Optional[HandshakeDoneCallback]

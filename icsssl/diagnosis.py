@@ -1,0 +1,927 @@
+"""Name the real cause of a failed handshake.
+
+:func:`diagnose` turns what a connection recorded (:class:`Facts`) into a
+:class:`Diagnosis`: a stable name such as ``ICSSSL_PLAIN_HTTP_SERVER`` and
+a message that starts with ICS's text (or OpenSSL's string where ICS has no
+text) and adds the cause after a colon.
+
+Decisions use library and reason numbers, the X509 verify result, alert
+numbers and the bytes the peer sent, never OpenSSL's wording, which
+differs between versions.  One failure can queue several codes; the rules
+below pick the telling one (OpenSSL 4 queues ``record layer failure``
+after the real reason, a decryption failure queues many).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Callable, Optional, Sequence
+
+from icsssl import errors, messages, tlswire
+
+# Reasons of ERR_LIB_SSL (openssl/sslerr.h, the same numbers in 3.0-4.0).
+R_NO_SUITABLE_KEY_SHARE = 101
+R_BAD_PACKET_LENGTH = 115
+R_NO_SUITABLE_SIGNATURE_ALGORITHM = 118
+R_CERTIFICATE_VERIFY_FAILED = 134
+R_DECRYPTION_FAILED = 147
+R_HTTPS_PROXY_REQUEST = 155
+R_HTTP_REQUEST = 156
+R_LENGTH_MISMATCH = 159
+R_NO_SHARED_CIPHER = 193
+R_PACKET_LENGTH_TOO_LONG = 198
+R_UNEXPECTED_MESSAGE = 244
+R_UNEXPECTED_RECORD = 245
+R_UNKNOWN_PROTOCOL = 252
+R_UNSUPPORTED_PROTOCOL = 258
+R_WRONG_VERSION_NUMBER = 267
+R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC = 281
+R_UNEXPECTED_EOF = 294
+R_RECORD_LAYER_FAILURE = 313
+R_UNSAFE_LEGACY_RENEGOTIATION = 338
+R_NO_SHARED_SIGNATURE_ALGORITHMS = 376
+R_DH_KEY_TOO_SMALL = 394
+R_CA_KEY_TOO_SMALL = 397
+R_CA_MD_TOO_WEAK = 398
+R_EE_KEY_TOO_SMALL = 399
+R_NO_SHARED_GROUPS = 410
+R_ALERT_BASE = 1000
+
+# TLS alert descriptions (RFC 8446 section 6, RFC 5246 section 7.2).
+ALERT_NAMES = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    111: "certificate_unobtainable",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
+# X509 verify results (openssl/x509_vfy.h).
+V_UNABLE_TO_GET_ISSUER_CERT = 2
+V_CERT_NOT_YET_VALID = 9
+V_CERT_HAS_EXPIRED = 10
+V_DEPTH_ZERO_SELF_SIGNED_CERT = 18
+V_SELF_SIGNED_CERT_IN_CHAIN = 19
+V_UNABLE_TO_GET_ISSUER_CERT_LOCALLY = 20
+V_UNABLE_TO_VERIFY_LEAF_SIGNATURE = 21
+V_HOSTNAME_MISMATCH = 62
+V_IP_ADDRESS_MISMATCH = 64
+V_EE_KEY_TOO_SMALL = 66
+V_CA_KEY_TOO_SMALL = 67
+V_CA_MD_TOO_WEAK = 68
+
+# The strict RFC 5280 checks of X509_V_FLAG_X509_STRICT (verify 85-92).
+STRICT_CHECKS = {
+    85: "has no Authority Key Identifier extension",
+    86: "has no Subject Key Identifier extension",
+    87: "has an empty subjectAltName",
+    88: "has an empty subject but a non-critical subjectAltName",
+    89: "is a CA whose basicConstraints is not critical",
+    90: "marks its Authority Key Identifier critical",
+    91: "marks its Subject Key Identifier critical",
+    92: "is a CA certificate without a keyUsage extension",
+}
+
+#: A clock this far off the certificate's dates is more likely wrong than
+#: the certificate.
+CLOCK_HINT_AFTER = datetime.timedelta(days=365)
+
+#: Above this size a ClientHello no longer fits one TCP segment of a
+#: typical 1500-byte MTU path.
+LARGE_CLIENT_HELLO = 1400
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerCertificate:
+    """The facts of one certificate the peer sent, taken with
+    cryptography's x509 API."""
+
+    subject: str
+    issuer: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    has_subject_alt_name: bool = False
+    common_name: str = ""
+    self_signed: bool = False
+    key_description: str = ""
+    signature_hash: str = ""
+    missing_extensions: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What a connection knew when its handshake failed."""
+
+    role: str = ""
+    codes: tuple[int, ...] = ()
+    exception: Optional[BaseException] = None
+    errno: int = 0
+    received: bytes = b""
+    received_any: bool = False
+    sent: bytes = b""
+    client_hello_size: int = 0
+    server_name: Optional[str] = None
+    host: Optional[str] = None
+    host_is_ip: bool = False
+    alpn_offered: tuple[bytes, ...] = ()
+    verify_result: int = 0
+    verify_text: str = ""
+    peer_chain: tuple[PeerCertificate, ...] = ()
+    trusted_roots: int = -1
+    sent_client_certificate: bool = False
+    own_certificate_problem: str = ""
+    handshake_pid: int = 0
+    current_pid: int = 0
+    after_handshake: bool = False
+    now: Optional[datetime.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """The name and message of a handshake outcome."""
+
+    name: str
+    message: str
+    ics_message: str
+    code: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One entry of the catalogue: a failure icsssl tells apart."""
+
+    name: str
+    cause: str
+    action: str
+
+
+CATALOGUE: dict[str, Kind] = {}
+
+
+def _kind(name: str, cause: str, action: str) -> str:
+    CATALOGUE[name] = Kind(name, cause, action)
+    return name
+
+
+OK = _kind("ICSSSL_OK", "The handshake completed.", "Nothing.")
+HTTP_REQUEST = _kind(
+    "ICSSSL_HTTP_REQUEST",
+    "A client sent a plain HTTP request to a TLS port.",
+    "Use https:// in the client, or send plain HTTP to the plain port.",
+)
+HTTPS_PROXY_REQUEST = _kind(
+    "ICSSSL_HTTPS_PROXY_REQUEST",
+    "A client sent an HTTP CONNECT request meant for a proxy.",
+    "Point the client's proxy setting at a proxy, not at this server.",
+)
+PLAIN_HTTP_SERVER = _kind(
+    "ICSSSL_PLAIN_HTTP_SERVER",
+    "The server answered the ClientHello in plain HTTP.",
+    "Use http:// or the server's TLS port.",
+)
+SMTP_SERVER = _kind(
+    "ICSSSL_SMTP_SERVER",
+    "The server sent an SMTP greeting: the port speaks plain SMTP.",
+    "Use STARTTLS on this port, or the implicit-TLS port 465.",
+)
+FTP_SERVER = _kind(
+    "ICSSSL_FTP_SERVER",
+    "The server sent an FTP greeting: the port speaks plain FTP.",
+    "Use AUTH TLS (explicit FTPS) on this port, or port 990.",
+)
+POP3_SERVER = _kind(
+    "ICSSSL_POP3_SERVER",
+    "The server sent a POP3 greeting.",
+    "Use STLS on this port, or the implicit-TLS port 995.",
+)
+IMAP_SERVER = _kind(
+    "ICSSSL_IMAP_SERVER",
+    "The server sent an IMAP greeting.",
+    "Use STARTTLS on this port, or the implicit-TLS port 993.",
+)
+SSH_SERVER = _kind(
+    "ICSSSL_SSH_SERVER",
+    "The server sent an SSH banner.",
+    "This port runs SSH; connect with an SSH client or change the port.",
+)
+NOT_TLS = _kind(
+    "ICSSSL_NOT_TLS",
+    "The peer sent bytes that are not a TLS record.",
+    "Check the port and the protocol the peer speaks there.",
+)
+PROTOCOL_VERSION_REJECTED = _kind(
+    "ICSSSL_PROTOCOL_VERSION_REJECTED",
+    "The peer accepts none of the TLS versions this side offered.",
+    "Allow a version both sides support (set_min_proto_version).",
+)
+UNSUPPORTED_PROTOCOL = _kind(
+    "ICSSSL_UNSUPPORTED_PROTOCOL",
+    "This side accepts none of the TLS versions the peer offered.",
+    "Upgrade the peer, or lower this side's minimum version.",
+)
+LEGACY_VERSION_INTERNAL_ERROR = _kind(
+    "ICSSSL_LEGACY_VERSION_INTERNAL_ERROR",
+    "An OpenSSL 3 server sent internal_error (alert 80) to a TLS 1.0/1.1 "
+    "client: at its security level it has no signature algorithm left for "
+    "those versions.",
+    "Use TLS 1.2 or later; the server needs @SECLEVEL=0 to allow TLS 1.0.",
+)
+NO_SHARED_CIPHER = _kind(
+    "ICSSSL_NO_SHARED_CIPHER",
+    "This server has no cipher suite in common with the client's list.",
+    "Compare the cipher lists of both sides (openssl ciphers -v).",
+)
+PEER_HANDSHAKE_FAILURE = _kind(
+    "ICSSSL_PEER_HANDSHAKE_FAILURE",
+    "The peer refused the handshake with alert 40, most often because no "
+    "cipher suite, group or signature algorithm is common to both sides.",
+    "Compare what this side offered with what the peer accepts.",
+)
+NO_SHARED_GROUP = _kind(
+    "ICSSSL_NO_SHARED_GROUP",
+    "No key-exchange group is common to both sides.",
+    "Offer a group the peer supports (x25519, secp256r1).",
+)
+NO_SIGNATURE_ALGORITHM = _kind(
+    "ICSSSL_NO_SIGNATURE_ALGORITHM",
+    "No signature algorithm is common to both sides; a TLS 1.2 client that "
+    "sends no signature_algorithms leaves only SHA-1, which OpenSSL 3 "
+    "refuses at its default security level.",
+    "Update the client, or lower the server's security level.",
+)
+CERT_SELF_SIGNED = _kind(
+    "ICSSSL_CERT_SELF_SIGNED",
+    "The peer's certificate is self-signed and not trusted here.",
+    "Trust that certificate explicitly (load_verify_locations), or give "
+    "the server a certificate from a trusted CA.",
+)
+CERT_NO_TRUSTED_ROOTS = _kind(
+    "ICSSSL_CERT_NO_TRUSTED_ROOTS",
+    "The context trusts no certificate at all, so no chain can verify.",
+    "Call set_default_verify_paths() or load_verify_locations().",
+)
+CERT_CHAIN_INCOMPLETE = _kind(
+    "ICSSSL_CERT_CHAIN_INCOMPLETE",
+    "The peer sent its certificate without the intermediate CA that "
+    "links it to a trusted root.",
+    "Configure the server with its full chain (use_certificate_chain_file).",
+)
+CERT_UNKNOWN_ISSUER = _kind(
+    "ICSSSL_CERT_UNKNOWN_ISSUER",
+    "The chain leads to a CA that is not trusted here (a private CA).",
+    "Trust that CA (load_verify_locations with its certificate).",
+)
+CERT_SELF_SIGNED_IN_CHAIN = _kind(
+    "ICSSSL_CERT_SELF_SIGNED_IN_CHAIN",
+    "The peer sent a chain ending in a root CA that is not trusted here.",
+    "Trust that root CA, if it is meant to be trusted.",
+)
+CERT_EXPIRED = _kind(
+    "ICSSSL_CERT_EXPIRED",
+    "A certificate of the peer's chain has expired.",
+    "Renew it; check this computer's clock if the date looks wrong.",
+)
+CERT_NOT_YET_VALID = _kind(
+    "ICSSSL_CERT_NOT_YET_VALID",
+    "A certificate of the peer's chain is not valid yet.",
+    "Check this computer's clock, or wait for the certificate's start date.",
+)
+CERT_HOSTNAME_MISMATCH = _kind(
+    "ICSSSL_CERT_HOSTNAME_MISMATCH",
+    "The peer's certificate is not for the name or address asked for.",
+    "Connect with a name on the certificate, or reissue it with this name "
+    "in subjectAltName.",
+)
+CERT_KEY_TOO_WEAK = _kind(
+    "ICSSSL_CERT_KEY_TOO_WEAK",
+    "A key in the peer's chain is too small for the security level.",
+    "Reissue with RSA 2048 or larger, or EC P-256 or larger.",
+)
+CERT_DIGEST_TOO_WEAK = _kind(
+    "ICSSSL_CERT_DIGEST_TOO_WEAK",
+    "A certificate of the peer's chain is signed with SHA-1 or MD5 "
+    "(verify 68).",
+    "Reissue it with SHA-256.",
+)
+CERT_STRICT_CHECK = _kind(
+    "ICSSSL_CERT_STRICT_CHECK",
+    "A certificate breaks a strict RFC 5280 rule (verify 85-92), checked "
+    "under X509_V_FLAG_X509_STRICT.",
+    "Reissue the certificate with the named extension fixed.",
+)
+CERT_VERIFY_FAILED = _kind(
+    "ICSSSL_CERT_VERIFY_FAILED",
+    "Certificate verification failed for another reason; the message "
+    "gives OpenSSL's verify code and text.",
+    "Look the verify code up in `man openssl-verify`.",
+)
+PEER_UNKNOWN_CA = _kind(
+    "ICSSSL_PEER_UNKNOWN_CA",
+    "The peer does not trust the CA of this side's certificate (alert 48).",
+    "Install this side's CA in the peer's trust store.",
+)
+PEER_BAD_CERTIFICATE = _kind(
+    "ICSSSL_PEER_BAD_CERTIFICATE",
+    "The peer rejected this side's certificate as bad (alert 42).",
+    "Check this side's certificate and chain.",
+)
+PEER_UNSUPPORTED_CERTIFICATE = _kind(
+    "ICSSSL_PEER_UNSUPPORTED_CERTIFICATE",
+    "The peer rejected this side's certificate for its use (alert 43), "
+    "usually keyUsage or extendedKeyUsage.",
+    "Reissue with the key usage the role needs (clientAuth for clients).",
+)
+PEER_CERTIFICATE_EXPIRED = _kind(
+    "ICSSSL_PEER_CERTIFICATE_EXPIRED",
+    "The peer says this side's certificate has expired (alert 45).",
+    "Renew the certificate.",
+)
+PEER_CERTIFICATE_UNKNOWN = _kind(
+    "ICSSSL_PEER_CERTIFICATE_UNKNOWN",
+    "The peer rejected this side's certificate (alert 46).",
+    "Check the certificate against the peer's requirements.",
+)
+PEER_CERTIFICATE_REQUIRED = _kind(
+    "ICSSSL_PEER_CERTIFICATE_REQUIRED",
+    "The server requires a client certificate and none was sent "
+    "(alert 116, or 40 before TLS 1.3).",
+    "Configure a client certificate (use_certificate, use_privatekey).",
+)
+CLOSED_BEFORE_REPLY = _kind(
+    "ICSSSL_CLOSED_BEFORE_REPLY",
+    "The peer closed the connection before sending any byte.",
+    "Check the peer's log; it may reject this client or this protocol.",
+)
+CONNECTION_RESET = _kind(
+    "ICSSSL_CONNECTION_RESET",
+    "The peer, or something between, reset the connection.",
+    "Check firewalls and the peer's log.",
+)
+CLOSED_MID_HANDSHAKE = _kind(
+    "ICSSSL_CLOSED_MID_HANDSHAKE",
+    "The peer closed the connection after its first flight.",
+    "Check the peer's log for why it gave up.",
+)
+CLOSED_BY_CLIENT = _kind(
+    "ICSSSL_CLOSED_BY_CLIENT",
+    "The client closed the connection before finishing its ClientHello "
+    "or the handshake.",
+    "Check the client: it may have timed out or rejected this server.",
+)
+LARGE_HELLO_DROPPED = _kind(
+    "ICSSSL_LARGE_CLIENT_HELLO_DROPPED",
+    "The connection was reset or closed right after a ClientHello larger "
+    "than one packet, with no byte back: typical of a middlebox that "
+    "cannot handle the post-quantum key share.",
+    "Retry with classical groups only (x25519:secp256r1) to confirm.",
+)
+DH_KEY_TOO_SMALL = _kind(
+    "ICSSSL_DH_KEY_TOO_SMALL",
+    "The server's Diffie-Hellman key is too small for the security level.",
+    "Use ECDHE suites, or give the server 2048-bit DH parameters.",
+)
+UNSAFE_RENEGOTIATION = _kind(
+    "ICSSSL_UNSAFE_LEGACY_RENEGOTIATION",
+    "The peer does not support secure renegotiation (RFC 5746).",
+    "Upgrade the peer; OP_LEGACY_SERVER_CONNECT allows it at a risk.",
+)
+NO_APPLICATION_PROTOCOL = _kind(
+    "ICSSSL_NO_APPLICATION_PROTOCOL",
+    "No ALPN protocol is common to both sides (alert 120).",
+    "Offer a protocol the server supports (set_alpn_protos).",
+)
+UNRECOGNIZED_NAME = _kind(
+    "ICSSSL_UNRECOGNIZED_NAME",
+    "The server does not serve the name sent in SNI, or needs one "
+    "(alert 112).",
+    "Send the server's host name with set_tlsext_host_name.",
+)
+BAD_RECORD = _kind(
+    "ICSSSL_BAD_RECORD",
+    "The peer sent a malformed or oversized TLS record.",
+    "Check what is on the other end; the first bytes are shown.",
+)
+FORKED_CONNECTION = _kind(
+    "ICSSSL_FORKED_CONNECTION",
+    "The connection is used in another process than the one that made "
+    "its handshake; both processes share the TLS state, so records fail "
+    "their MAC.",
+    "Open TLS connections after fork(), one per process.",
+)
+BAD_RECORD_MAC = _kind(
+    "ICSSSL_BAD_RECORD_MAC",
+    "A record failed its integrity check: data was altered in transit.",
+    "Check for middleboxes that modify traffic.",
+)
+OWN_CERTIFICATE_PROBLEM = _kind(
+    "ICSSSL_OWN_CERTIFICATE_PROBLEM",
+    "This side's certificate or key cannot be used.",
+    "Fix the files named in the message.",
+)
+ALERT_RECEIVED = _kind(
+    "ICSSSL_ALERT_RECEIVED",
+    "The peer sent a fatal alert not listed above; the message names it.",
+    "Look up the alert in RFC 8446 section 6.2.",
+)
+UNKNOWN_PROTOCOL = _kind(
+    "ICSSSL_UNKNOWN_PROTOCOL",
+    "OpenSSL 1.x and LibreSSL: the peer's first bytes match no protocol.",
+    "Check the port and the protocol the peer speaks there.",
+)
+CLOSED_UNEXPECTEDLY = _kind(
+    "ICSSSL_CLOSED_UNEXPECTEDLY",
+    "The connection closed during the handshake with no more detail.",
+    "Check the peer's log.",
+)
+PYTHON_EXCEPTION = _kind(
+    "ICSSSL_PYTHON_EXCEPTION",
+    "A Python callback (verify, ALPN, ...) raised and ended the handshake.",
+    "See the exception in handshake_exception.",
+)
+OPENSSL_ERROR = _kind(
+    "ICSSSL_OPENSSL_ERROR",
+    "An OpenSSL error with no more specific rule; the message is OpenSSL's "
+    "string.",
+    "Search for the reason text.",
+)
+
+
+def _library(code: int) -> int:
+    return errors.ERR_GET_LIB(code)
+
+
+def _reason(code: int) -> int:
+    return errors.ERR_GET_REASON(code)
+
+
+def telling_code(codes: Sequence[int]) -> int:
+    """Return the code that says most about the failure.
+
+    That is the first SSL-library code other than the ``record layer
+    failure`` that OpenSSL 4 appends; else the first code; else 0.
+    """
+    for code in codes:
+        if _library(code) == errors.ERR_LIB_SSL and _reason(code) != R_RECORD_LAYER_FAILURE:
+            return code
+    return codes[0] if codes else 0
+
+
+def _quote(data: bytes) -> str:
+    return f'"{tlswire.first_line(data)}"'
+
+
+def _sent_by_peer(facts: Facts) -> str:
+    peer = "server" if facts.role == "client" else "client"
+    return peer
+
+
+def _recognise_plaintext(data: bytes) -> tuple[str, str]:
+    """Name what a non-TLS peer sent: (kind, description)."""
+    line = data.split(b"\n", 1)[0]
+    if data.startswith(b"HTTP/"):
+        return PLAIN_HTTP_SERVER, f"the server answered in plain HTTP ({_quote(data)})"
+    if data[:64].lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        # HTTP/0.9-style answer: a server that took the ClientHello for a
+        # request line without a version sends the page alone.
+        return PLAIN_HTTP_SERVER, (
+            f"the server answered in plain HTTP with an HTML page ({_quote(data.lstrip())})"
+        )
+    if data.startswith(b"SSH-"):
+        return SSH_SERVER, f"the server sent an SSH banner ({_quote(data)})"
+    if data.startswith(b"+OK"):
+        return POP3_SERVER, f"the server sent a POP3 greeting ({_quote(data)})"
+    if data.startswith(b"* OK") or data.startswith(b"* PREAUTH"):
+        return IMAP_SERVER, f"the server sent an IMAP greeting ({_quote(data)})"
+    if line[:4] in (b"220 ", b"220-"):
+        upper = line.upper()
+        if b"FTP" in upper and b"SMTP" not in upper:
+            return FTP_SERVER, f"the server sent an FTP greeting ({_quote(data)})"
+        return SMTP_SERVER, f"the server sent an SMTP greeting ({_quote(data)})"
+    if line[:4] in (b"421 ", b"554 "):
+        return SMTP_SERVER, f"the server sent an SMTP refusal ({_quote(data)})"
+    return NOT_TLS, f"the peer sent bytes that are not TLS ({_quote(data)})"
+
+
+_HTTP_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE")
+
+
+def _http_method(data: bytes) -> Optional[bytes]:
+    for method in _HTTP_METHODS + (b"CONNECT",):
+        if data.startswith(method + b" "):
+            return method
+    return None
+
+
+def _versions(versions: Sequence[int]) -> str:
+    names = [tlswire.version_name(version) for version in versions]
+    return ", ".join(names) if names else "unknown"
+
+
+def _chain_entry(facts: Facts, depth: int) -> str:
+    if 0 <= depth < len(facts.peer_chain):
+        return f"depth {depth}, {facts.peer_chain[depth].subject}"
+    return f"depth {depth}"
+
+
+def _utc(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _first_expired(facts: Facts, now: datetime.datetime) -> int:
+    for depth, certificate in enumerate(facts.peer_chain):
+        if certificate.not_after < now:
+            return depth
+    return 0
+
+
+def _first_not_yet_valid(facts: Facts, now: datetime.datetime) -> int:
+    for depth, certificate in enumerate(facts.peer_chain):
+        if certificate.not_before > now:
+            return depth
+    return 0
+
+
+def _verify_detail(facts: Facts) -> tuple[str, str]:
+    """Return (kind, detail) for a verification failure."""
+    result = facts.verify_result
+    now = facts.now or datetime.datetime.now(datetime.timezone.utc)
+    chain = facts.peer_chain
+    label = f"verify error {result} ({facts.verify_text})"
+    if result == V_DEPTH_ZERO_SELF_SIGNED_CERT:
+        return CERT_SELF_SIGNED, (
+            f"{label}: the {_sent_by_peer(facts)}'s certificate "
+            f"({_chain_entry(facts, 0)}) is self-signed and not trusted here"
+        )
+    if result in (V_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, V_UNABLE_TO_GET_ISSUER_CERT, V_UNABLE_TO_VERIFY_LEAF_SIGNATURE):
+        top = len(chain) - 1
+        if facts.trusted_roots == 0:
+            return CERT_NO_TRUSTED_ROOTS, (
+                f"{label}: this side trusts no CA at all (no roots loaded, "
+                "set_default_verify_paths() or load_verify_locations() was "
+                "not called, or a CA directory holds no matching hash)"
+            )
+        issuer = chain[top].issuer if chain else "unknown"
+        if len(chain) == 1:
+            return CERT_CHAIN_INCOMPLETE, (
+                f"{label}: the {_sent_by_peer(facts)} sent only its own "
+                f"certificate ({_chain_entry(facts, 0)}), and its issuer "
+                f"({issuer}) is not trusted here: an intermediate CA "
+                "certificate is missing from the chain, or the issuer is a "
+                "private CA"
+            )
+        return CERT_UNKNOWN_ISSUER, (
+            f"{label}: the chain ends at {_chain_entry(facts, top)}, whose "
+            f"issuer ({issuer}) is not trusted here"
+        )
+    if result == V_SELF_SIGNED_CERT_IN_CHAIN:
+        top = len(chain) - 1
+        return CERT_SELF_SIGNED_IN_CHAIN, (
+            f"{label}: the chain ends in a root CA that is not trusted here "
+            f"({_chain_entry(facts, max(top, 0))})"
+        )
+    if result == V_CERT_HAS_EXPIRED:
+        depth = _first_expired(facts, now)
+        detail = f"{label}: the certificate at {_chain_entry(facts, depth)}"
+        if depth < len(chain):
+            expired = chain[depth].not_after
+            detail += f" expired on {_utc(expired)}"
+            if now - expired > CLOCK_HINT_AFTER:
+                detail += "; if that date looks right, check this computer's clock"
+        else:
+            detail += " has expired"
+        return CERT_EXPIRED, detail
+    if result == V_CERT_NOT_YET_VALID:
+        depth = _first_not_yet_valid(facts, now)
+        detail = f"{label}: the certificate at {_chain_entry(facts, depth)}"
+        if depth < len(chain):
+            certificate = chain[depth]
+            detail += (
+                f" is valid from {_utc(certificate.not_before)} to "
+                f"{_utc(certificate.not_after)}, and this computer's clock "
+                f"says {_utc(now)}"
+            )
+            if certificate.not_before - now > CLOCK_HINT_AFTER:
+                detail += "; this computer's clock is probably wrong"
+        else:
+            detail += " is not valid yet"
+        return CERT_NOT_YET_VALID, detail
+    if result in (V_HOSTNAME_MISMATCH, V_IP_ADDRESS_MISMATCH):
+        asked = facts.host or facts.server_name or "unknown"
+        detail = f"{label}: asked for {asked!r}"
+        if chain:
+            leaf = chain[0]
+            names = list(leaf.dns_names) + list(leaf.ip_addresses)
+            if leaf.has_subject_alt_name:
+                detail += f", the certificate is for {', '.join(names) or 'no name'}"
+            else:
+                detail += (
+                    f", the certificate has no subjectAltName and only the "
+                    f"Common Name {leaf.common_name!r}, which modern clients "
+                    "ignore"
+                )
+        return CERT_HOSTNAME_MISMATCH, detail
+    if result in (V_EE_KEY_TOO_SMALL, V_CA_KEY_TOO_SMALL):
+        depth = 0 if result == V_EE_KEY_TOO_SMALL else max(len(chain) - 1, 1)
+        key = chain[depth].key_description if depth < len(chain) else ""
+        return CERT_KEY_TOO_WEAK, (
+            f"{label}: the key of {_chain_entry(facts, depth)}"
+            + (f" ({key})" if key else "")
+            + " is too small for this side's security level"
+        )
+    if result == V_CA_MD_TOO_WEAK:
+        weak = [
+            depth
+            for depth, certificate in enumerate(chain)
+            if certificate.signature_hash.lower() in ("sha1", "md5")
+        ]
+        depth = weak[0] if weak else 0
+        digest = chain[depth].signature_hash if depth < len(chain) else ""
+        return CERT_DIGEST_TOO_WEAK, (
+            f"{label}: {_chain_entry(facts, depth)} is signed with "
+            f"{digest.upper() or 'a weak digest'}, refused at this security level"
+        )
+    if result in STRICT_CHECKS:
+        holders = [
+            depth
+            for depth, certificate in enumerate(chain)
+            if result in certificate.missing_extensions
+        ]
+        where = _chain_entry(facts, holders[0]) if holders else "a certificate of the chain"
+        return CERT_STRICT_CHECK, f"{label}: {where} {STRICT_CHECKS[result]}"
+    return CERT_VERIFY_FAILED, label
+
+
+def _alert_name(alert: int) -> str:
+    return ALERT_NAMES.get(alert, "unassigned")
+
+
+_CERTIFICATE_ALERTS = {
+    42: PEER_BAD_CERTIFICATE,
+    43: PEER_UNSUPPORTED_CERTIFICATE,
+    45: PEER_CERTIFICATE_EXPIRED,
+    46: PEER_CERTIFICATE_UNKNOWN,
+    48: PEER_UNKNOWN_CA,
+    116: PEER_CERTIFICATE_REQUIRED,
+}
+
+
+def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
+    peer = _sent_by_peer(facts)
+    named = f"the {peer} sent alert {alert} ({_alert_name(alert)})"
+    if alert in _CERTIFICATE_ALERTS:
+        kind = _CERTIFICATE_ALERTS[alert]
+        if alert == 116 or (alert == 40 and not facts.sent_client_certificate):
+            return PEER_CERTIFICATE_REQUIRED, f"{named}: it requires a client certificate and this side sent none"
+        what = "this side's certificate" if facts.sent_client_certificate or facts.role == "server" else "this side's certificate (none was sent)"
+        if facts.own_certificate_problem:
+            what += f"; checked here: {facts.own_certificate_problem}"
+        return kind, f"{named}: it rejected {what}"
+    if alert == 70:
+        offered = _offered_versions(facts)
+        return PROTOCOL_VERSION_REJECTED, f"{named}: it accepts none of the versions this side offered ({offered})"
+    if alert == 80 and _offered_only_legacy(facts):
+        return LEGACY_VERSION_INTERNAL_ERROR, (
+            f"{named}: this side offered only {_offered_versions(facts)}, and "
+            "an OpenSSL 3 server has no signature algorithm for those "
+            "versions at its default security level"
+        )
+    if alert == 40:
+        hello = _own_hello(facts)
+        offered = ""
+        if hello is not None and hello.groups:
+            names = ", ".join(tlswire.group_name(group) for group in hello.groups)
+            offered = f"; this side offered groups {names}"
+        return PEER_HANDSHAKE_FAILURE, (
+            f"{named}: the {peer} refused the handshake, most often because "
+            f"no cipher suite, group or signature algorithm is shared{offered}"
+        )
+    if alert == 120:
+        offered = ", ".join(p.decode("ascii", "replace") for p in facts.alpn_offered) or "none"
+        return NO_APPLICATION_PROTOCOL, f"{named}: no ALPN protocol in common; this side offered {offered}"
+    if alert == 112:
+        if facts.server_name:
+            sent = f"this side sent the name {facts.server_name!r}"
+        elif facts.host_is_ip:
+            sent = "this side sent no name, because it connected to an IP address"
+        else:
+            sent = "this side sent no name (set_tlsext_host_name was not called)"
+        return UNRECOGNIZED_NAME, f"{named}: the server does not serve that name; {sent}"
+    if alert == 20 and facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
+        return FORKED_CONNECTION, _forked(facts)
+    return ALERT_RECEIVED, named
+
+
+def _forked(facts: Facts) -> str:
+    return (
+        f"the handshake ran in process {facts.handshake_pid} and the "
+        f"connection is now used in process {facts.current_pid} "
+        "(inherited across fork()), so both processes use the same TLS "
+        "keys and sequence numbers"
+    )
+
+
+def _own_hello(facts: Facts) -> Optional[tlswire.ClientHello]:
+    if facts.role == "client" and facts.sent:
+        return tlswire.parse_client_hello(facts.sent)
+    return None
+
+
+def _peer_hello(facts: Facts) -> Optional[tlswire.ClientHello]:
+    if facts.role == "server" and facts.received:
+        return tlswire.parse_client_hello(facts.received)
+    return None
+
+
+def _offered_versions(facts: Facts) -> str:
+    hello = _own_hello(facts) if facts.role == "client" else _peer_hello(facts)
+    if hello is None:
+        return "unknown"
+    return _versions(hello.offered_versions)
+
+
+def _offered_only_legacy(facts: Facts) -> bool:
+    hello = _own_hello(facts)
+    if hello is None:
+        return False
+    versions = hello.offered_versions
+    return bool(versions) and max(versions) < 0x0303
+
+
+def _closed(facts: Facts) -> tuple[str, str]:
+    """Return (kind, detail) for a connection that ended without an
+    OpenSSL error other than unexpected EOF."""
+    reset = facts.errno in (104, 32)  # ECONNRESET, EPIPE
+    if facts.role == "server":
+        hello = _peer_hello(facts)
+        if facts.received_any and hello is not None and not hello.complete:
+            return CLOSED_BY_CLIENT, (
+                f"the client closed the connection after {len(facts.received)} "
+                f"bytes of a {hello.size}-byte ClientHello"
+            )
+        if reset:
+            return CONNECTION_RESET, "the client reset the connection during the handshake"
+        if not facts.received_any:
+            return CLOSED_BY_CLIENT, "the client closed the connection without sending a byte"
+        return CLOSED_BY_CLIENT, "the client closed the connection during the handshake"
+    hello_size = facts.client_hello_size or (len(facts.sent) if facts.sent else 0)
+    hello = _own_hello(facts)
+    if not facts.received_any:
+        if reset and hello_size > LARGE_CLIENT_HELLO and hello is not None and any(
+            group in tlswire.POST_QUANTUM_GROUPS for group in hello.key_shares
+        ):
+            shares = ", ".join(tlswire.group_name(g) for g in hello.key_shares)
+            return LARGE_HELLO_DROPPED, (
+                f"the connection was reset right after a {hello_size}-byte "
+                f"ClientHello (key shares {shares}), larger than one packet, "
+                "with no byte from the server; a middlebox may drop it: "
+                "retry with classical groups (x25519, secp256r1) to confirm"
+            )
+        if reset:
+            return CONNECTION_RESET, "the server reset the connection before answering"
+        return CLOSED_BEFORE_REPLY, "the server closed the connection before sending any byte"
+    if reset:
+        return CONNECTION_RESET, "the server reset the connection during the handshake"
+    return CLOSED_MID_HANDSHAKE, "the server closed the connection after its first flight"
+
+
+def diagnose(facts: Facts) -> Diagnosis:
+    """Return the name and message of a failed handshake."""
+    code = telling_code(facts.codes)
+    first = facts.codes[0] if facts.codes else 0
+    ics = messages.failure_message(first, _openssl_string(first)) if first else messages.CLOSED_UNEXPECTEDLY
+    kind, message = _classify(facts, code)
+    return Diagnosis(kind, message, ics, code)
+
+
+_openssl_string: Callable[[int], str] = errors.error_string
+
+
+def set_error_formatter(formatter: Callable[[int], str]) -> None:
+    """Set how codes are turned into OpenSSL strings (the instance that
+    queued them decides)."""
+    global _openssl_string
+    _openssl_string = formatter
+
+
+def _prefixed(prefix: str, detail: str) -> str:
+    return f"{prefix}: {detail}" if detail else prefix
+
+
+def _classify(facts: Facts, code: int) -> tuple[str, str]:
+    if code == 0 or messages.is_unexpected_eof(code):
+        if facts.exception is not None and not facts.codes and _is_python_error(facts.exception):
+            exception = facts.exception
+            return PYTHON_EXCEPTION, f"Error, {type(exception).__name__}: {exception}"
+        if facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
+            return FORKED_CONNECTION, _prefixed(messages.CLOSED_UNEXPECTEDLY, _forked(facts))
+        kind, detail = _closed(facts)
+        return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
+    text = _openssl_string(code)
+    library, reason = _library(code), _reason(code)
+    if library != errors.ERR_LIB_SSL:
+        return OPENSSL_ERROR, text
+    # Plain text on a TLS port: trust the bytes over the reason, because
+    # OpenSSL 3.0 reports OPTIONS as a wrong version number.
+    method = _http_method(facts.received) if facts.role == "server" else None
+    if method == b"CONNECT" or reason == R_HTTPS_PROXY_REQUEST:
+        shown = f' ("{tlswire.first_line(facts.received)}")' if method else ""
+        return HTTPS_PROXY_REQUEST, _prefixed(
+            messages.HTTPS_PROXY_REQUEST,
+            f"the client sent an HTTP CONNECT request meant for a proxy{shown}",
+        )
+    if method is not None or reason == R_HTTP_REQUEST:
+        if method is not None:
+            detail = f"the client sent a plain HTTP {method.decode()} request ({_quote(facts.received)})"
+        else:
+            detail = "the client sent a plain HTTP request"
+        return HTTP_REQUEST, _prefixed(messages.HTTP_REQUEST, detail)
+    if reason in (R_WRONG_VERSION_NUMBER, R_UNKNOWN_PROTOCOL, R_PACKET_LENGTH_TOO_LONG, R_BAD_PACKET_LENGTH) or reason == R_RECORD_LAYER_FAILURE:
+        received = facts.received
+        prefix = messages.WRONG_VERSION if reason == R_WRONG_VERSION_NUMBER else (messages.UNKNOWN_PROTOCOL if reason == R_UNKNOWN_PROTOCOL else text)
+        if received and not tlswire.is_tls_record(received):
+            kind, detail = _recognise_plaintext(received)
+            return kind, _prefixed(prefix, detail)
+        if reason == R_UNKNOWN_PROTOCOL:
+            return UNKNOWN_PROTOCOL, prefix
+        if reason == R_WRONG_VERSION_NUMBER:
+            hello = _peer_hello(facts)
+            if hello is not None:
+                return UNSUPPORTED_PROTOCOL, _prefixed(prefix, f"the client offered {_versions(hello.offered_versions)}")
+            return NOT_TLS, _prefixed(prefix, "the peer's record has a version this side does not accept")
+        return BAD_RECORD, _prefixed(prefix, f"the {_sent_by_peer(facts)} sent a malformed TLS record")
+    if reason >= R_ALERT_BASE:
+        kind, detail = _alert_detail(facts, reason - R_ALERT_BASE)
+        return kind, _prefixed(text, detail)
+    if reason == R_CERTIFICATE_VERIFY_FAILED and facts.verify_result:
+        kind, detail = _verify_detail(facts)
+        return kind, _prefixed(text, detail)
+    if reason == R_UNSUPPORTED_PROTOCOL:
+        hello = _peer_hello(facts)
+        if facts.role == "server" and hello is not None:
+            detail = f"the client offered only {_versions(hello.offered_versions)}, which this server does not accept"
+        else:
+            detail = "the peer chose a version this side does not accept"
+        return UNSUPPORTED_PROTOCOL, _prefixed(text, detail)
+    if reason == R_NO_SHARED_CIPHER:
+        return NO_SHARED_CIPHER, _prefixed(text, "this server shares no cipher suite with the client, so it refused the handshake")
+    if reason in (R_NO_SUITABLE_KEY_SHARE, R_NO_SHARED_GROUPS):
+        hello = _peer_hello(facts)
+        offered = ", ".join(tlswire.group_name(g) for g in hello.groups) if hello else "unknown"
+        return NO_SHARED_GROUP, _prefixed(text, f"no key-exchange group in common; the client offered {offered}")
+    if reason in (R_NO_SUITABLE_SIGNATURE_ALGORITHM, R_NO_SHARED_SIGNATURE_ALGORITHMS):
+        hello = _peer_hello(facts)
+        extra = ""
+        if hello is not None and not hello.has_signature_algorithms:
+            extra = "; the client sent no signature_algorithms extension, which leaves only SHA-1"
+        return NO_SIGNATURE_ALGORITHM, _prefixed(text, f"no signature algorithm in common{extra}")
+    if reason == R_DH_KEY_TOO_SMALL:
+        return DH_KEY_TOO_SMALL, _prefixed(text, "the server's Diffie-Hellman key is smaller than this side's security level allows")
+    if reason == R_UNSAFE_LEGACY_RENEGOTIATION:
+        return UNSAFE_RENEGOTIATION, _prefixed(text, "the peer does not support secure renegotiation (RFC 5746)")
+    if reason in (R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC, R_DECRYPTION_FAILED):
+        if facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
+            return FORKED_CONNECTION, _prefixed(text, _forked(facts))
+        return BAD_RECORD_MAC, _prefixed(text, "a record failed its integrity check")
+    if reason in (R_EE_KEY_TOO_SMALL, R_CA_KEY_TOO_SMALL, R_CA_MD_TOO_WEAK):
+        return OWN_CERTIFICATE_PROBLEM, _prefixed(text, facts.own_certificate_problem or "this side's certificate is too weak for its security level")
+    if reason in (R_UNEXPECTED_MESSAGE, R_UNEXPECTED_RECORD, R_LENGTH_MISMATCH):
+        return BAD_RECORD, _prefixed(text, f"the {_sent_by_peer(facts)} sent a message out of order or malformed")
+    return OPENSSL_ERROR, text
+
+
+def _is_python_error(exception: BaseException) -> bool:
+    from OpenSSL import SSL as _SSL
+
+    return not isinstance(exception, (_SSL.SysCallError, _SSL.ZeroReturnError, _SSL.Error))
