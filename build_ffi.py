@@ -97,6 +97,9 @@ const char *SSL_alert_desc_string_long(int value);
 long SSL_get_negotiated_group(SSL *ssl);
 const char *SSL_group_to_name(SSL *ssl, int id);
 const char *icsssl_get0_group_name(SSL *ssl);
+int SSL_get_peer_signature_type_nid(const SSL *ssl, int *pnid);
+long SSL_get_peer_signature_nid(SSL *ssl, int *pnid);
+const char *OBJ_nid2sn(int n);
 """
 
 C_SOURCE = """

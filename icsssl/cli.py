@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
+        dest="log_debug",
         help="log every OpenSSL error icsssl captures (debug level)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -86,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``icsssl`` command and return its exit status."""
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if arguments.verbose else logging.WARNING,
+        level=logging.DEBUG if arguments.log_debug else logging.WARNING,
         format="%(name)s: %(message)s",
     )
     try:

@@ -128,6 +128,32 @@ def _describe_cipher(
         return None
 
 
+# Alerts by which a server rejects a client's certificate, or its absence
+# (RFC 8446 section 6.2), as reasons of ERR_LIB_SSL.
+_LATE_REJECTION_REASONS = frozenset(
+    1000 + alert for alert in (40, 42, 43, 44, 45, 46, 48, 49, 116)
+)
+
+
+def _is_late_rejection(
+    codes: tuple[int, ...], exception: BaseException, connection: Any
+) -> bool:
+    """Return whether the first failing read or write of a TLS 1.3 client
+    is the server rejecting the handshake."""
+    if isinstance(exception, _SSL.ZeroReturnError):
+        return False  # a clean close_notify
+    for code in codes:
+        if (
+            diagnosis.errors.ERR_GET_LIB(code) == diagnosis.errors.ERR_LIB_SSL
+            and diagnosis.errors.ERR_GET_REASON(code) in _LATE_REJECTION_REASONS
+        ):
+            return True
+    closed = isinstance(exception, _SSL.SysCallError) or any(
+        messages.is_unexpected_eof(code) for code in codes
+    )
+    return closed and _pyopenssl.has_own_certificate(connection)
+
+
 def _client_hello_size(sent: bytes) -> int:
     from icsssl import tlswire
 
@@ -141,6 +167,69 @@ def _is_ip_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _peer_signature(connection: _SSL.Connection) -> str:
+    """Return the signature scheme the peer signed the handshake with."""
+    if not _pyopenssl.SHARED:
+        return (
+            "not available: pyOpenSSL runs on another OpenSSL instance than "
+            "icsssl's module"
+        )
+    ssl = _pyopenssl.shared_ssl_pointer(connection)
+    kind = ffi.new("int *")
+    digest = ffi.new("int *")
+    if lib.SSL_get_peer_signature_type_nid(ssl, kind) != 1:
+        return ""
+    name = lib.OBJ_nid2sn(kind[0])
+    text = "" if name == ffi.NULL else ffi.string(name).decode("ascii")
+    if lib.SSL_get_peer_signature_nid(ssl, digest) == 1 and digest[0]:
+        digest_name = lib.OBJ_nid2sn(digest[0])
+        if digest_name != ffi.NULL:
+            text += f" with {ffi.string(digest_name).decode('ascii')}"
+    return text
+
+
+def _details(
+    connection: _SSL.Connection, report: HandshakeReport
+) -> dict[str, Any]:
+    details = report.as_dict()
+    failure = getattr(connection, "_ics_failure", None)
+    if failure is not None:
+        facts = failure.facts
+        details["state"] = facts.state
+        details["verify_result"] = facts.verify_result
+        details["verify_text"] = facts.verify_text
+        details["server_name"] = facts.server_name
+        details["alpn_offered"] = [p.decode("ascii", "replace") for p in facts.alpn_offered]
+        details["bytes_received"] = len(facts.received)
+        if facts.peer_chain:
+            leaf = facts.peer_chain[0]
+            details["peer_subject"] = leaf.subject
+            details["peer_issuer"] = leaf.issuer
+            details["peer_not_before"] = leaf.not_before.isoformat()
+            details["peer_not_after"] = leaf.not_after.isoformat()
+            details["peer_key"] = leaf.key_description
+        return details
+    details["state"] = _pyopenssl.state_string(connection)
+    details["verify_result"], details["verify_text"] = _pyopenssl.verify_result(connection)
+    server_name = connection.get_servername()
+    details["server_name"] = None if server_name is None else server_name.decode("ascii", "replace")
+    details["alpn"] = connection.get_alpn_proto_negotiated().decode("ascii", "replace")
+    try:
+        certificate = connection.get_peer_certificate(as_cryptography=True)
+    except TypeError:
+        legacy = connection.get_peer_certificate()
+        certificate = None if legacy is None else legacy.to_cryptography()
+    if certificate is not None:
+        leaf = _certinfo.describe(certificate)
+        details["peer_subject"] = leaf.subject
+        details["peer_issuer"] = leaf.issuer
+        details["peer_not_before"] = leaf.not_before.isoformat()
+        details["peer_not_after"] = leaf.not_after.isoformat()
+        details["peer_key"] = leaf.key_description
+    details["peer_signature"] = _peer_signature(connection)
+    return details
 
 
 def _success_report(connection: _SSL.Connection) -> HandshakeReport:
@@ -256,6 +345,7 @@ class Connection(_SSL.Connection):
         self._ics_received_any = False
         self._ics_sent = b""
         self._ics_after_handshake = False
+        self._ics_state = ""
         # These shadow the class methods until the handshake ends; see the
         # module docstring.
         self._raise_ssl_error = self._watch_handshake
@@ -307,6 +397,9 @@ class Connection(_SSL.Connection):
             self._finish(None)
             return
         if _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES:
+            # OpenSSL says "error" once a handshake failed, so the state
+            # where it stopped is kept from the last step that went well.
+            self._ics_state = _pyopenssl.state_string(self)
             parent(self, ssl, result)
             return
         codes = _pyopenssl.take_errors()
@@ -365,7 +458,14 @@ class Connection(_SSL.Connection):
             handshake_pid=self._ics_pid or os.getpid(),
             current_pid=os.getpid(),
             after_handshake=self._ics_after_handshake,
+            state=self._failure_state(),
         )
+
+    def _failure_state(self) -> str:
+        state = _pyopenssl.state_string(self)
+        if self._ics_state and self._ics_state != state:
+            return f"{state} (after: {self._ics_state})"
+        return state
 
     def _rebuild_client_hello(self) -> bytes:
         """Return a ClientHello made with this connection's context and
@@ -415,11 +515,69 @@ class Connection(_SSL.Connection):
         self._ics_finished = True
         self._ics_report = None
         self._ics_pid = os.getpid()
+        if failure is None and self._ics_role == "client":
+            self._watch_first_exchange()
         if failure is not None and _log.isEnabledFor(logging.DEBUG):
             self._log_failure(failure)
         callback = self._ics_callback
         if callback is not None:
             callback(self, self.handshake_err_code)
+
+    # -- TLS 1.3: the server's verdict on our certificate comes late -------
+    #
+    # A TLS 1.3 client finishes its handshake before the server has read
+    # the client's certificate, so a rejection (an alert, a reset or an
+    # EOF, depending on timing) reaches the first read or write after it.
+    # Until the first application data is read, such a failure is still
+    # reported as this handshake's.
+
+    def _watch_first_exchange(self) -> None:
+        if self.get_protocol_version_name() != "TLSv1.3":
+            return
+        self._raise_ssl_error = self._watch_after_handshake
+        self.recv = self._recv_watched
+        self.recv_into = self._recv_into_watched
+        self.read = self._recv_watched
+
+    def _stop_first_exchange(self) -> None:
+        for name in ("_raise_ssl_error", "recv", "recv_into", "read"):
+            self.__dict__.pop(name, None)
+
+    def _recv_watched(self, bufsiz: int, flags: Optional[int] = None) -> bytes:
+        data = _SSL.Connection.recv(self, bufsiz, flags)
+        if data:
+            self._stop_first_exchange()
+        return data
+
+    def _recv_into_watched(
+        self, buffer: Any, nbytes: Optional[int] = None, flags: Optional[int] = None
+    ) -> int:
+        count = _SSL.Connection.recv_into(self, buffer, nbytes, flags)
+        if count:
+            self._stop_first_exchange()
+        return count
+
+    def _watch_after_handshake(self, ssl: Any, result: int) -> None:
+        parent = _SSL.Connection._raise_ssl_error
+        if result > 0 or _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES:
+            parent(self, ssl, result)
+            return
+        codes = _pyopenssl.take_errors()
+        try:
+            parent(self, ssl, result)
+        except BaseException as exception:
+            self._stop_first_exchange()
+            if _is_late_rejection(codes, exception, self):
+                self._ics_after_handshake = True
+                try:
+                    facts = self._collect_facts(codes, exception)
+                except Exception:  # noqa: BLE001 - never mask the real error
+                    _log.exception("icsssl could not collect handshake facts")
+                    facts = diagnosis.Facts(
+                        role=self._ics_role, codes=codes, exception=exception
+                    )
+                self._finish(_Failure(codes, exception, facts))
+            raise
 
     # -- recording what the handshake offers -------------------------------
 
@@ -605,6 +763,21 @@ class Connection(_SSL.Connection):
                 report = _failure_report(self._ics_failure)
             self._ics_report = report
         return report
+
+    @property
+    def handshake_details(self) -> dict[str, Any]:
+        """The longer report: the short one plus the OpenSSL state at the
+        end, the peer certificate, the verify result, ALPN, SNI and the
+        peer's signature algorithm and key.
+
+        Empty while the handshake is pending.  ``peer_signature`` needs
+        one shared OpenSSL instance (Debian's python3-openssl); with the
+        PyPI wheels it says it is not available.
+        """
+        report = self.handshake_report
+        if report is None:
+            return {}
+        return _details(self, report)
 
     @property
     def handshake_pid(self) -> int:

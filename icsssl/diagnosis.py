@@ -165,6 +165,7 @@ class Facts:
     handshake_pid: int = 0
     current_pid: int = 0
     after_handshake: bool = False
+    state: str = ""
     now: Optional[datetime.datetime] = None
 
 

@@ -117,6 +117,7 @@ def _result(
     port: int,
     server_name: Optional[str],
     connection: Connection,
+    verbose: bool,
 ) -> dict[str, Any]:
     report = connection.handshake_report
     result: dict[str, Any] = {
@@ -126,6 +127,9 @@ def _result(
     }
     if report is not None:
         result.update(report.as_dict())
+        if verbose:
+            result.update(connection.handshake_details)
+            result["server_name"] = server_name
     certificate = _peer_certificate(connection)
     if certificate is not None:
         result["peer_subject"] = certificate.subject.rfc4514_string()
@@ -134,7 +138,21 @@ def _result(
     return result
 
 
-def _print_text(result: dict[str, Any]) -> None:
+_VERBOSE_ROWS = (
+    ("kind", "kind"),
+    ("state", "OpenSSL state"),
+    ("verify_result", "verify result"),
+    ("verify_text", "verify text"),
+    ("alpn", "ALPN"),
+    ("alpn_offered", "ALPN offered"),
+    ("group", "group"),
+    ("peer_signature", "peer signature"),
+    ("peer_key", "peer key"),
+    ("peer_not_before", "valid from"),
+)
+
+
+def _print_text(result: dict[str, Any], verbose: bool) -> None:
     target = f"{result['host']}:{result['port']}"
     if result["server_name"]:
         target += f" (SNI {result['server_name']})"
@@ -150,6 +168,10 @@ def _print_text(result: dict[str, Any]) -> None:
     ):
         if key in result:
             rows.append((label, result[key]))
+    if verbose:
+        for key, label in _VERBOSE_ROWS:
+            if result.get(key) not in (None, "", []):
+                rows.append((label, str(result[key])))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -194,7 +216,9 @@ def run(arguments: argparse.Namespace) -> int:
             pass
         except _net.PeerTimeout:
             timed_out = True
-        result = _result(host, port, server_name, connection)
+        result = _result(
+            host, port, server_name, connection, arguments.verbose
+        )
         if connection.handshake_done and connection.ErrCode == 0:
             try:
                 connection.shutdown()
@@ -207,7 +231,7 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(result, indent=2))
     else:
-        _print_text(result)
+        _print_text(result, arguments.verbose)
     succeeded = connection.handshake_done and connection.ErrCode == 0
     return 0 if succeeded else 1
 
@@ -261,5 +285,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print the result as JSON"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="add the OpenSSL state, verify result, ALPN, SNI, group and "
+        "the peer's signature algorithm and key",
     )
     parser.set_defaults(handler=run)
