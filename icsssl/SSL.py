@@ -1,9 +1,12 @@
-"""Drop-in for :mod:`OpenSSL.SSL` with icsssl's :class:`Connection`.
+"""Drop-in for :mod:`OpenSSL.SSL` with icsssl's ``Connection`` and
+``Context``.
 
 ``from icsssl import SSL`` gives every public name of ``OpenSSL.SSL`` as
 the very same object (so ``except SSL.Error`` still catches pyOpenSSL's
-exceptions), except ``Connection``, which is
-:class:`icsssl.Connection`.
+exceptions), except ``Connection`` and ``Context``, which are
+:class:`icsssl.Connection` and :class:`icsssl.Context`, subclasses of
+pyOpenSSL's.  ``CertificateLoadError`` is added; it subclasses
+``SSL.Error``.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from typing import Any
 import OpenSSL.SSL as _parent
 
 from icsssl.connection import Connection as _IcsConnection
+from icsssl.context import CertificateLoadError
+from icsssl.context import Context as _IcsContext
 
 _names = [name for name in vars(_parent) if not name.startswith("_")]
 globals().update({name: getattr(_parent, name) for name in _names})
 globals()["Connection"] = _IcsConnection
+globals()["Context"] = _IcsContext
 
-__all__ = sorted(set(getattr(_parent, "__all__", _names)) | {"Connection"})
+__all__ = sorted(
+    set(getattr(_parent, "__all__", _names))
+    | {"Connection", "Context", "CertificateLoadError"}
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,8 @@ from icsssl.ciphers import (
     parse_description,
 )
 from icsssl.connection import Connection, HandshakeReport
+from icsssl.context import CertificateLoadError, Context
+from icsssl.diagnosis import CATALOGUE
 from icsssl.errors import (
     ERR_GET_FUNC,
     ERR_GET_LIB,
@@ -82,8 +84,11 @@ def pyopenssl_openssl_version() -> str:
 
 __all__ = [
     "SHARED_OPENSSL",
+    "CATALOGUE",
+    "CertificateLoadError",
     "CipherDescription",
     "Connection",
+    "Context",
     "ERR_GET_FUNC",
     "ERR_GET_LIB",
     "ERR_GET_REASON",

@@ -26,6 +26,7 @@ import logging
 import os
 import select
 import socket as _socket
+import weakref
 from typing import Any, Callable, Optional
 
 from OpenSSL import SSL as _SSL
@@ -152,6 +153,36 @@ def _is_late_rejection(
         messages.is_unexpected_eof(code) for code in codes
     )
     return closed and _pyopenssl.has_own_certificate(connection)
+
+
+def _is_bad_mac(codes: tuple[int, ...]) -> bool:
+    """Return whether *codes* say a record failed its integrity check,
+    here or at the peer (alert 20)."""
+    reasons = {
+        diagnosis.R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC,
+        diagnosis.R_DECRYPTION_FAILED,
+        diagnosis.R_ALERT_BASE + 20,
+    }
+    return any(
+        diagnosis.errors.ERR_GET_LIB(code) == diagnosis.errors.ERR_LIB_SSL
+        and diagnosis.errors.ERR_GET_REASON(code) in reasons
+        for code in codes
+    )
+
+
+# Connections whose handshake succeeded.  In a child process after fork()
+# each of them is watched until it reads data, so that a record failing
+# its MAC because parent and child share the TLS state is reported as such.
+_FINISHED: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+
+
+def _watch_in_child() -> None:
+    for connection in list(_FINISHED):
+        connection._watch_first_exchange(forked=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watch_in_child)
 
 
 def _client_hello_size(sent: bytes) -> int:
@@ -514,9 +545,12 @@ class Connection(_SSL.Connection):
         self._ics_failure = failure
         self._ics_finished = True
         self._ics_report = None
-        self._ics_pid = os.getpid()
-        if failure is None and self._ics_role == "client":
-            self._watch_first_exchange()
+        if not self._ics_after_handshake:
+            self._ics_pid = os.getpid()
+        if failure is None:
+            _FINISHED.add(self)
+            if self._ics_role == "client":
+                self._watch_first_exchange()
         if failure is not None and _log.isEnabledFor(logging.DEBUG):
             self._log_failure(failure)
         callback = self._ics_callback
@@ -531,8 +565,8 @@ class Connection(_SSL.Connection):
     # Until the first application data is read, such a failure is still
     # reported as this handshake's.
 
-    def _watch_first_exchange(self) -> None:
-        if self.get_protocol_version_name() != "TLSv1.3":
+    def _watch_first_exchange(self, forked: bool = False) -> None:
+        if not forked and self.get_protocol_version_name() != "TLSv1.3":
             return
         self._raise_ssl_error = self._watch_after_handshake
         self.recv = self._recv_watched
@@ -567,7 +601,8 @@ class Connection(_SSL.Connection):
             parent(self, ssl, result)
         except BaseException as exception:
             self._stop_first_exchange()
-            if _is_late_rejection(codes, exception, self):
+            forked = self._ics_pid != os.getpid() and _is_bad_mac(codes)
+            if forked or _is_late_rejection(codes, exception, self):
                 self._ics_after_handshake = True
                 try:
                     facts = self._collect_facts(codes, exception)
