@@ -82,12 +82,20 @@ def _read(path: _Path, what: str) -> bytes:
         ) from error
 
 
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
 def _certificates(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN" in data:
-        try:
-            return list(x509.load_pem_x509_certificates(data))
-        except ValueError:
-            return []
+        # One block at a time: load_pem_x509_certificates needs
+        # cryptography 39, and Debian 12 ships 38.
+        found = []
+        for block in data.split(_PEM_END)[:-1]:
+            try:
+                found.append(x509.load_pem_x509_certificate(block + _PEM_END))
+            except ValueError:
+                return found
+        return found
     try:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
