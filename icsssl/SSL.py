@@ -16,7 +16,7 @@ from typing import Any
 import OpenSSL.SSL as _parent
 
 from icsssl.connection import Connection as _IcsConnection
-from icsssl.context import CertificateLoadError
+from icsssl.context import CertificateLoadError  # noqa: F401 - exported
 from icsssl.context import Context as _IcsContext
 
 _names = [name for name in vars(_parent) if not name.startswith("_")]

@@ -6,7 +6,13 @@ import datetime
 from typing import Any, Optional
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    rsa,
+)
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from icsssl.diagnosis import PeerCertificate
@@ -15,7 +21,9 @@ from icsssl.diagnosis import PeerCertificate
 def _utc(certificate: x509.Certificate, name: str) -> datetime.datetime:
     value = getattr(certificate, f"{name}_utc", None)
     if value is None:  # cryptography before 42
-        value = getattr(certificate, name).replace(tzinfo=datetime.timezone.utc)
+        value = getattr(certificate, name).replace(
+            tzinfo=datetime.timezone.utc
+        )
     return value  # type: ignore[no-any-return]
 
 
@@ -38,20 +46,28 @@ def key_description(certificate: x509.Certificate) -> str:
     return type(key).__name__
 
 
-def _extension(certificate: x509.Certificate, oid: Any) -> Optional[x509.Extension[Any]]:
+def _extension(
+    certificate: x509.Certificate, oid: Any
+) -> Optional[x509.Extension[Any]]:
     try:
         return certificate.extensions.get_extension_for_oid(oid)
     except (x509.ExtensionNotFound, ValueError):
         return None
 
 
-def _strict_problems(certificate: x509.Certificate, is_ca: bool, self_signed: bool) -> tuple[int, ...]:
+def _strict_problems(
+    certificate: x509.Certificate, is_ca: bool, self_signed: bool
+) -> tuple[int, ...]:
     """Return the verify codes 85-92 that this certificate would raise
     under X509_V_FLAG_X509_STRICT, as far as its own fields show."""
     problems = []
-    authority_key = _extension(certificate, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    authority_key = _extension(
+        certificate, ExtensionOID.AUTHORITY_KEY_IDENTIFIER
+    )
     subject_key = _extension(certificate, ExtensionOID.SUBJECT_KEY_IDENTIFIER)
-    alternative = _extension(certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    alternative = _extension(
+        certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    )
     constraints = _extension(certificate, ExtensionOID.BASIC_CONSTRAINTS)
     usage = _extension(certificate, ExtensionOID.KEY_USAGE)
     if authority_key is None and not self_signed:
@@ -60,7 +76,11 @@ def _strict_problems(certificate: x509.Certificate, is_ca: bool, self_signed: bo
         problems.append(86)
     if alternative is not None and len(alternative.value) == 0:
         problems.append(87)
-    if len(certificate.subject) == 0 and alternative is not None and not alternative.critical:
+    if (
+        len(certificate.subject) == 0
+        and alternative is not None
+        and not alternative.critical
+    ):
         problems.append(88)
     if is_ca and constraints is not None and not constraints.critical:
         problems.append(89)
@@ -75,16 +95,22 @@ def _strict_problems(certificate: x509.Certificate, is_ca: bool, self_signed: bo
 
 def describe(certificate: x509.Certificate) -> PeerCertificate:
     """Return the facts a diagnosis uses about *certificate*."""
-    alternative = _extension(certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    alternative = _extension(
+        certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    )
     dns_names: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
     if alternative is not None:
         dns_names = tuple(alternative.value.get_values_for_type(x509.DNSName))
         addresses = tuple(
             str(address)
-            for address in alternative.value.get_values_for_type(x509.IPAddress)
+            for address in alternative.value.get_values_for_type(
+                x509.IPAddress
+            )
         )
-    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_names = certificate.subject.get_attributes_for_oid(
+        NameOID.COMMON_NAME
+    )
     constraints = _extension(certificate, ExtensionOID.BASIC_CONSTRAINTS)
     is_ca = bool(constraints is not None and constraints.value.ca)
     self_signed = certificate.subject == certificate.issuer

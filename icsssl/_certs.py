@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 
-def write_self_signed(folder: str, common_name: str = "localhost") -> tuple[str, str]:
+def write_self_signed(
+    folder: str, common_name: str = "localhost"
+) -> tuple[str, str]:
     """Write a fresh RSA-2048 key and a self-signed certificate valid for
     *common_name*, 127.0.0.1 and ::1 for two days.
 

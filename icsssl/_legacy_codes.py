@@ -5,11 +5,10 @@ crypto/err/err.c and each library's header and *_err.c file of the
 releases in RELEASES; do not edit by hand.  Keys are (library,
 number), and library 0 holds the common ERR_R_* reasons.  Each value
 is (macro name, string that OpenSSL prints), with None where the
-release has no string.  OPENSSL3_LIBRARIES holds the ERR_LIB_*
-numbers of OPENSSL3_RELEASE's err.h.
+release has no string.  OPENSSL3_LIBRARIES and
+OPENSSL3_COMMON_REASONS hold the ERR_LIB_* numbers and the ERR_R_*
+reasons, flag bits included, of OPENSSL3_RELEASE's err.h.
 """
-
-# ruff: noqa: E501
 
 from __future__ import annotations
 
@@ -70,6 +69,59 @@ OPENSSL3_LIBRARIES: dict[int, str] = {
     59: 'ERR_LIB_OSSL_ENCODER',
     60: 'ERR_LIB_OSSL_DECODER',
     61: 'ERR_LIB_HTTP',
+}
+
+OPENSSL3_COMMON_REASONS: dict[int, str] = {
+    524290: 'ERR_R_SYS_LIB',
+    524291: 'ERR_R_BN_LIB',
+    524292: 'ERR_R_RSA_LIB',
+    524293: 'ERR_R_DH_LIB',
+    524294: 'ERR_R_EVP_LIB',
+    524295: 'ERR_R_BUF_LIB',
+    524296: 'ERR_R_OBJ_LIB',
+    524297: 'ERR_R_PEM_LIB',
+    524298: 'ERR_R_DSA_LIB',
+    524299: 'ERR_R_X509_LIB',
+    524301: 'ERR_R_ASN1_LIB',
+    524302: 'ERR_R_CONF_LIB',
+    524303: 'ERR_R_CRYPTO_LIB',
+    524304: 'ERR_R_EC_LIB',
+    524308: 'ERR_R_SSL_LIB',
+    524320: 'ERR_R_BIO_LIB',
+    524321: 'ERR_R_PKCS7_LIB',
+    524322: 'ERR_R_X509V3_LIB',
+    524323: 'ERR_R_PKCS12_LIB',
+    524324: 'ERR_R_RAND_LIB',
+    524325: 'ERR_R_DSO_LIB',
+    524326: 'ERR_R_ENGINE_LIB',
+    524328: 'ERR_R_UI_LIB',
+    524330: 'ERR_R_ECDSA_LIB',
+    524332: 'ERR_R_OSSL_STORE_LIB',
+    524334: 'ERR_R_CMS_LIB',
+    524335: 'ERR_R_TS_LIB',
+    524338: 'ERR_R_CT_LIB',
+    524342: 'ERR_R_ESS_LIB',
+    524345: 'ERR_R_PROV_LIB',
+    524346: 'ERR_R_CMP_LIB',
+    524347: 'ERR_R_OSSL_ENCODER_LIB',
+    524348: 'ERR_R_OSSL_DECODER_LIB',
+    524550: 'ERR_R_PASSED_INVALID_ARGUMENT',
+    524553: 'ERR_R_INTERRUPTED_OR_CANCELLED',
+    524554: 'ERR_R_NESTED_ASN1_ERROR',
+    524555: 'ERR_R_MISSING_ASN1_EOS',
+    524556: 'ERR_R_UNSUPPORTED',
+    524557: 'ERR_R_FETCH_FAILED',
+    524558: 'ERR_R_INVALID_PROPERTY_DEFINITION',
+    786688: 'ERR_R_MALLOC_FAILURE',
+    786689: 'ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED',
+    786690: 'ERR_R_PASSED_NULL_PARAMETER',
+    786691: 'ERR_R_INTERNAL_ERROR',
+    786692: 'ERR_R_DISABLED',
+    786693: 'ERR_R_INIT_FAIL',
+    786695: 'ERR_R_OPERATION_FAIL',
+    786696: 'ERR_R_INVALID_PROVIDER_FUNCTIONS',
+    786703: 'ERR_R_UNABLE_TO_GET_READ_LOCK',
+    786704: 'ERR_R_UNABLE_TO_GET_WRITE_LOCK',
 }
 
 LIBRARIES: dict[str, dict[int, Entry]] = {
@@ -4573,7 +4625,7 @@ REASONS: dict[str, dict[tuple[int, int], Entry]] = {
         (0, 4): ('ERR_R_RSA_LIB', 'RSA lib'),
         (0, 5): ('ERR_R_DH_LIB', 'DH lib'),
         (0, 6): ('ERR_R_EVP_LIB', 'EVP lib'),
-        (0, 7): ('ERR_R_BUF_LIB', 'passed invalid argument'),
+        (0, 7): ('ERR_R_PASSED_INVALID_ARGUMENT', 'passed invalid argument'),
         (0, 8): ('ERR_R_OBJ_LIB', 'OBJ lib'),
         (0, 9): ('ERR_R_PEM_LIB', 'PEM lib'),
         (0, 10): ('ERR_R_DSA_LIB', 'DSA lib'),

@@ -31,7 +31,9 @@ def drive_handshake(connection: _SSL.Connection, timeout: float) -> None:
             wait_for(connection, deadline, write=True)
 
 
-def wait_for(connection: _SSL.Connection, deadline: float, write: bool) -> None:
+def wait_for(
+    connection: _SSL.Connection, deadline: float, write: bool
+) -> None:
     """Wait until the connection's socket is readable (or writable)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -44,9 +46,7 @@ def wait_for(connection: _SSL.Connection, deadline: float, write: bool) -> None:
         raise PeerTimeout("no answer within the time limit")
 
 
-def recv_some(
-    connection: _SSL.Connection, size: int, timeout: float
-) -> bytes:
+def recv_some(connection: _SSL.Connection, size: int, timeout: float) -> bytes:
     """Return up to *size* bytes of application data, ``b""`` at EOF.
 
     :raises PeerTimeout: if nothing arrives within *timeout* seconds.

@@ -58,7 +58,6 @@ SSL_ERROR_WANT_X509_LOOKUP: int = peer_lib.SSL_ERROR_WANT_X509_LOOKUP
 VERSION_NUMBER: int = _SSL.OPENSSL_VERSION_NUMBER
 
 
-
 def version_text() -> str:
     """Return the version line of the OpenSSL that pyOpenSSL runs on."""
     return _SSL.OpenSSL_version(_SSL.OPENSSL_VERSION).decode("ascii")
@@ -80,7 +79,9 @@ def _unpack(code: int) -> tuple[int, int]:
 
 def _detect_shared() -> bool:
     lib.ERR_set_mark()
-    peer_lib.ERR_put_error(lib.ERR_LIB_USER, 0, _MARKER_REASON, peer_ffi.NULL, 0)
+    peer_lib.ERR_put_error(
+        lib.ERR_LIB_USER, 0, _MARKER_REASON, peer_ffi.NULL, 0
+    )
     code = lib.ERR_peek_last_error()
     shared = (
         lib.ERR_GET_LIB(code) == lib.ERR_LIB_USER
@@ -91,7 +92,10 @@ def _detect_shared() -> bool:
     if not shared:
         # Remove the marker from pyOpenSSL's queue and keep what was there.
         queued = _drain_peer()
-        if queued and _unpack(queued[-1]) == (lib.ERR_LIB_USER, _MARKER_REASON):
+        if queued and _unpack(queued[-1]) == (
+            lib.ERR_LIB_USER,
+            _MARKER_REASON,
+        ):
             queued = queued[:-1]
         _requeue_peer(queued)
     return shared

@@ -146,7 +146,8 @@ def _is_late_rejection(
     for code in codes:
         if (
             diagnosis.errors.ERR_GET_LIB(code) == diagnosis.errors.ERR_LIB_SSL
-            and diagnosis.errors.ERR_GET_REASON(code) in _LATE_REJECTION_REASONS
+            and diagnosis.errors.ERR_GET_REASON(code)
+            in _LATE_REJECTION_REASONS
         ):
             return True
     closed = isinstance(exception, _SSL.SysCallError) or any(
@@ -232,7 +233,9 @@ def _details(
         details["verify_result"] = facts.verify_result
         details["verify_text"] = facts.verify_text
         details["server_name"] = facts.server_name
-        details["alpn_offered"] = [p.decode("ascii", "replace") for p in facts.alpn_offered]
+        details["alpn_offered"] = [
+            p.decode("ascii", "replace") for p in facts.alpn_offered
+        ]
         details["bytes_received"] = len(facts.received)
         if facts.peer_chain:
             leaf = facts.peer_chain[0]
@@ -243,10 +246,16 @@ def _details(
             details["peer_key"] = leaf.key_description
         return details
     details["state"] = _pyopenssl.state_string(connection)
-    details["verify_result"], details["verify_text"] = _pyopenssl.verify_result(connection)
+    details["verify_result"], details["verify_text"] = (
+        _pyopenssl.verify_result(connection)
+    )
     server_name = connection.get_servername()
-    details["server_name"] = None if server_name is None else server_name.decode("ascii", "replace")
-    details["alpn"] = connection.get_alpn_proto_negotiated().decode("ascii", "replace")
+    details["server_name"] = (
+        None if server_name is None else server_name.decode("ascii", "replace")
+    )
+    details["alpn"] = connection.get_alpn_proto_negotiated().decode(
+        "ascii", "replace"
+    )
     try:
         certificate = connection.get_peer_certificate(as_cryptography=True)
     except TypeError:
@@ -391,7 +400,9 @@ class Connection(_SSL.Connection):
     def _capture_bio_write(self, buf: Any) -> int:
         if len(self._ics_received) < MAX_CAPTURED_BYTES:
             data = bytes(buf)
-            self._ics_received += data[: MAX_CAPTURED_BYTES - len(self._ics_received)]
+            self._ics_received += data[
+                : MAX_CAPTURED_BYTES - len(self._ics_received)
+            ]
             self._ics_received_any = self._ics_received_any or bool(data)
         return _SSL.Connection.bio_write(self, buf)
 
@@ -584,7 +595,10 @@ class Connection(_SSL.Connection):
         return data
 
     def _recv_into_watched(
-        self, buffer: Any, nbytes: Optional[int] = None, flags: Optional[int] = None
+        self,
+        buffer: Any,
+        nbytes: Optional[int] = None,
+        flags: Optional[int] = None,
     ) -> int:
         count = _SSL.Connection.recv_into(self, buffer, nbytes, flags)
         if count:
@@ -593,7 +607,10 @@ class Connection(_SSL.Connection):
 
     def _watch_after_handshake(self, ssl: Any, result: int) -> None:
         parent = _SSL.Connection._raise_ssl_error
-        if result > 0 or _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES:
+        if (
+            result > 0
+            or _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES
+        ):
             parent(self, ssl, result)
             return
         codes = _pyopenssl.take_errors()

@@ -136,7 +136,9 @@ class Context(_SSL.Context):
 
     def use_certificate_chain_file(self, certfile: _Path) -> None:
         """Load a PEM chain, leaf first, as pyOpenSSL does."""
-        self._load_certificate(certfile, super().use_certificate_chain_file, certfile)
+        self._load_certificate(
+            certfile, super().use_certificate_chain_file, certfile
+        )
 
     def use_certificate_file(
         self, certfile: _Path, filetype: int = _SSL.FILETYPE_PEM

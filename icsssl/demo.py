@@ -158,7 +158,9 @@ def _client_hello() -> bytes:
 def _half_hello_client(port: int) -> Side:
     hello = _client_hello()
     half = hello[: len(hello) // 2]
-    with socket.create_connection((LOOPBACK, port), timeout=STEP_TIMEOUT) as sock:
+    with socket.create_connection(
+        (LOOPBACK, port), timeout=STEP_TIMEOUT
+    ) as sock:
         sock.sendall(half)
     return Side(
         "client",
@@ -231,9 +233,12 @@ class Demo:
         self.cert, self.key = _certs.write_self_signed(folder)
         self.default_context = self._server_context(legacy=False)
         self.legacy_context = self._server_context(legacy=True)
-        self.http = http.server.ThreadingHTTPServer((LOOPBACK, 0), _QuietHandler)
+        self.http = http.server.ThreadingHTTPServer(
+            (LOOPBACK, 0), _QuietHandler
+        )
         self.http_thread = threading.Thread(
-            target=self.http.serve_forever, kwargs={"poll_interval": 0.1},
+            target=self.http.serve_forever,
+            kwargs={"poll_interval": 0.1},
             daemon=True,
         )
 

@@ -494,7 +494,10 @@ def telling_code(codes: Sequence[int]) -> int:
     failure`` that OpenSSL 4 appends; else the first code; else 0.
     """
     for code in codes:
-        if _library(code) == errors.ERR_LIB_SSL and _reason(code) != R_RECORD_LAYER_FAILURE:
+        if (
+            _library(code) == errors.ERR_LIB_SSL
+            and _reason(code) != R_RECORD_LAYER_FAILURE
+        ):
             return code
     return codes[0] if codes else 0
 
@@ -512,7 +515,10 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
     """Name what a non-TLS peer sent: (kind, description)."""
     line = data.split(b"\n", 1)[0]
     if data.startswith(b"HTTP/"):
-        return PLAIN_HTTP_SERVER, f"the server answered in plain HTTP ({_quote(data)})"
+        return (
+            PLAIN_HTTP_SERVER,
+            f"the server answered in plain HTTP ({_quote(data)})",
+        )
     if data[:64].lstrip().lower().startswith((b"<!doctype html", b"<html")):
         # HTTP/0.9-style answer: a server that took the ClientHello for a
         # request line without a version sends the page alone.
@@ -524,18 +530,36 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
     if data.startswith(b"+OK"):
         return POP3_SERVER, f"the server sent a POP3 greeting ({_quote(data)})"
     if data.startswith(b"* OK") or data.startswith(b"* PREAUTH"):
-        return IMAP_SERVER, f"the server sent an IMAP greeting ({_quote(data)})"
+        return (
+            IMAP_SERVER,
+            f"the server sent an IMAP greeting ({_quote(data)})",
+        )
     if line[:4] in (b"220 ", b"220-"):
         upper = line.upper()
         if b"FTP" in upper and b"SMTP" not in upper:
-            return FTP_SERVER, f"the server sent an FTP greeting ({_quote(data)})"
-        return SMTP_SERVER, f"the server sent an SMTP greeting ({_quote(data)})"
+            return (
+                FTP_SERVER,
+                f"the server sent an FTP greeting ({_quote(data)})",
+            )
+        return (
+            SMTP_SERVER,
+            f"the server sent an SMTP greeting ({_quote(data)})",
+        )
     if line[:4] in (b"421 ", b"554 "):
         return SMTP_SERVER, f"the server sent an SMTP refusal ({_quote(data)})"
     return NOT_TLS, f"the peer sent bytes that are not TLS ({_quote(data)})"
 
 
-_HTTP_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE")
+_HTTP_METHODS = (
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"PATCH",
+    b"OPTIONS",
+    b"TRACE",
+)
 
 
 def _http_method(data: bytes) -> Optional[bytes]:
@@ -585,7 +609,11 @@ def _verify_detail(facts: Facts) -> tuple[str, str]:
             f"{label}: the {_sent_by_peer(facts)}'s certificate "
             f"({_chain_entry(facts, 0)}) is self-signed and not trusted here"
         )
-    if result in (V_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, V_UNABLE_TO_GET_ISSUER_CERT, V_UNABLE_TO_VERIFY_LEAF_SIGNATURE):
+    if result in (
+        V_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        V_UNABLE_TO_GET_ISSUER_CERT,
+        V_UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+    ):
         top = len(chain) - 1
         if facts.trusted_roots == 0:
             return CERT_NO_TRUSTED_ROOTS, (
@@ -619,7 +647,9 @@ def _verify_detail(facts: Facts) -> tuple[str, str]:
             expired = chain[depth].not_after
             detail += f" expired on {_utc(expired)}"
             if now - expired > CLOCK_HINT_AFTER:
-                detail += "; if that date looks right, check this computer's clock"
+                detail += (
+                    "; if that date looks right, check this computer's clock"
+                )
         else:
             detail += " has expired"
         return CERT_EXPIRED, detail
@@ -645,7 +675,9 @@ def _verify_detail(facts: Facts) -> tuple[str, str]:
             leaf = chain[0]
             names = list(leaf.dns_names) + list(leaf.ip_addresses)
             if leaf.has_subject_alt_name:
-                detail += f", the certificate is for {', '.join(names) or 'no name'}"
+                detail += (
+                    f", the certificate is for {', '.join(names) or 'no name'}"
+                )
             else:
                 detail += (
                     f", the certificate has no subjectAltName and only the "
@@ -679,7 +711,11 @@ def _verify_detail(facts: Facts) -> tuple[str, str]:
             for depth, certificate in enumerate(chain)
             if result in certificate.missing_extensions
         ]
-        where = _chain_entry(facts, holders[0]) if holders else "a certificate of the chain"
+        where = (
+            _chain_entry(facts, holders[0])
+            if holders
+            else "a certificate of the chain"
+        )
         return CERT_STRICT_CHECK, f"{label}: {where} {STRICT_CHECKS[result]}"
     return CERT_VERIFY_FAILED, label
 
@@ -704,14 +740,24 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
     if alert in _CERTIFICATE_ALERTS:
         kind = _CERTIFICATE_ALERTS[alert]
         if alert == 116 or (alert == 40 and not facts.sent_client_certificate):
-            return PEER_CERTIFICATE_REQUIRED, f"{named}: it requires a client certificate and this side sent none"
-        what = "this side's certificate" if facts.sent_client_certificate or facts.role == "server" else "this side's certificate (none was sent)"
+            return (
+                PEER_CERTIFICATE_REQUIRED,
+                f"{named}: it requires a client certificate and this side sent none",
+            )
+        what = (
+            "this side's certificate"
+            if facts.sent_client_certificate or facts.role == "server"
+            else "this side's certificate (none was sent)"
+        )
         if facts.own_certificate_problem:
             what += f"; checked here: {facts.own_certificate_problem}"
         return kind, f"{named}: it rejected {what}"
     if alert == 70:
         offered = _offered_versions(facts)
-        return PROTOCOL_VERSION_REJECTED, f"{named}: it accepts none of the versions this side offered ({offered})"
+        return (
+            PROTOCOL_VERSION_REJECTED,
+            f"{named}: it accepts none of the versions this side offered ({offered})",
+        )
     if alert == 80 and _offered_only_legacy(facts):
         return LEGACY_VERSION_INTERNAL_ERROR, (
             f"{named}: this side offered only {_offered_versions(facts)}, and "
@@ -722,24 +768,44 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
         hello = _own_hello(facts)
         offered = ""
         if hello is not None and hello.groups:
-            names = ", ".join(tlswire.group_name(group) for group in hello.groups)
+            names = ", ".join(
+                tlswire.group_name(group) for group in hello.groups
+            )
             offered = f"; this side offered groups {names}"
         return PEER_HANDSHAKE_FAILURE, (
             f"{named}: the {peer} refused the handshake, most often because "
             f"no cipher suite, group or signature algorithm is shared{offered}"
         )
     if alert == 120:
-        offered = ", ".join(p.decode("ascii", "replace") for p in facts.alpn_offered) or "none"
-        return NO_APPLICATION_PROTOCOL, f"{named}: no ALPN protocol in common; this side offered {offered}"
+        offered = (
+            ", ".join(p.decode("ascii", "replace") for p in facts.alpn_offered)
+            or "none"
+        )
+        return (
+            NO_APPLICATION_PROTOCOL,
+            f"{named}: no ALPN protocol in common; this side offered {offered}",
+        )
     if alert == 112:
         if facts.server_name:
             sent = f"this side sent the name {facts.server_name!r}"
         elif facts.host_is_ip:
-            sent = "this side sent no name, because it connected to an IP address"
+            sent = (
+                "this side sent no name, because it connected to an IP address"
+            )
         else:
-            sent = "this side sent no name (set_tlsext_host_name was not called)"
-        return UNRECOGNIZED_NAME, f"{named}: the server does not serve that name; {sent}"
-    if alert == 20 and facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
+            sent = (
+                "this side sent no name (set_tlsext_host_name was not called)"
+            )
+        return (
+            UNRECOGNIZED_NAME,
+            f"{named}: the server does not serve that name; {sent}",
+        )
+    if (
+        alert == 20
+        and facts.current_pid
+        and facts.handshake_pid
+        and facts.current_pid != facts.handshake_pid
+    ):
         return FORKED_CONNECTION, _forked(facts)
     return ALERT_RECEIVED, named
 
@@ -792,15 +858,32 @@ def _closed(facts: Facts) -> tuple[str, str]:
                 f"bytes of a {hello.size}-byte ClientHello"
             )
         if reset:
-            return CONNECTION_RESET, "the client reset the connection during the handshake"
+            return (
+                CONNECTION_RESET,
+                "the client reset the connection during the handshake",
+            )
         if not facts.received_any:
-            return CLOSED_BY_CLIENT, "the client closed the connection without sending a byte"
-        return CLOSED_BY_CLIENT, "the client closed the connection during the handshake"
-    hello_size = facts.client_hello_size or (len(facts.sent) if facts.sent else 0)
+            return (
+                CLOSED_BY_CLIENT,
+                "the client closed the connection without sending a byte",
+            )
+        return (
+            CLOSED_BY_CLIENT,
+            "the client closed the connection during the handshake",
+        )
+    hello_size = facts.client_hello_size or (
+        len(facts.sent) if facts.sent else 0
+    )
     hello = _own_hello(facts)
     if not facts.received_any:
-        if reset and hello_size > LARGE_CLIENT_HELLO and hello is not None and any(
-            group in tlswire.POST_QUANTUM_GROUPS for group in hello.key_shares
+        if (
+            reset
+            and hello_size > LARGE_CLIENT_HELLO
+            and hello is not None
+            and any(
+                group in tlswire.POST_QUANTUM_GROUPS
+                for group in hello.key_shares
+            )
         ):
             shares = ", ".join(tlswire.group_name(g) for g in hello.key_shares)
             return LARGE_HELLO_DROPPED, (
@@ -810,18 +893,34 @@ def _closed(facts: Facts) -> tuple[str, str]:
                 "retry with classical groups (x25519, secp256r1) to confirm"
             )
         if reset:
-            return CONNECTION_RESET, "the server reset the connection before answering"
-        return CLOSED_BEFORE_REPLY, "the server closed the connection before sending any byte"
+            return (
+                CONNECTION_RESET,
+                "the server reset the connection before answering",
+            )
+        return (
+            CLOSED_BEFORE_REPLY,
+            "the server closed the connection before sending any byte",
+        )
     if reset:
-        return CONNECTION_RESET, "the server reset the connection during the handshake"
-    return CLOSED_MID_HANDSHAKE, "the server closed the connection after its first flight"
+        return (
+            CONNECTION_RESET,
+            "the server reset the connection during the handshake",
+        )
+    return (
+        CLOSED_MID_HANDSHAKE,
+        "the server closed the connection after its first flight",
+    )
 
 
 def diagnose(facts: Facts) -> Diagnosis:
     """Return the name and message of a failed handshake."""
     code = telling_code(facts.codes)
     first = facts.codes[0] if facts.codes else 0
-    ics = messages.failure_message(first, _openssl_string(first)) if first else messages.CLOSED_UNEXPECTEDLY
+    ics = (
+        messages.failure_message(first, _openssl_string(first))
+        if first
+        else messages.CLOSED_UNEXPECTEDLY
+    )
     kind, message = _classify(facts, code)
     return Diagnosis(kind, message, ics, code)
 
@@ -842,11 +941,24 @@ def _prefixed(prefix: str, detail: str) -> str:
 
 def _classify(facts: Facts, code: int) -> tuple[str, str]:
     if code == 0 or messages.is_unexpected_eof(code):
-        if facts.exception is not None and not facts.codes and _is_python_error(facts.exception):
+        if (
+            facts.exception is not None
+            and not facts.codes
+            and _is_python_error(facts.exception)
+        ):
             exception = facts.exception
-            return PYTHON_EXCEPTION, f"Error, {type(exception).__name__}: {exception}"
-        if facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
-            return FORKED_CONNECTION, _prefixed(messages.CLOSED_UNEXPECTEDLY, _forked(facts))
+            return (
+                PYTHON_EXCEPTION,
+                f"Error, {type(exception).__name__}: {exception}",
+            )
+        if (
+            facts.current_pid
+            and facts.handshake_pid
+            and facts.current_pid != facts.handshake_pid
+        ):
+            return FORKED_CONNECTION, _prefixed(
+                messages.CLOSED_UNEXPECTEDLY, _forked(facts)
+            )
         kind, detail = _closed(facts)
         return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
     text = _openssl_string(code)
@@ -868,9 +980,26 @@ def _classify(facts: Facts, code: int) -> tuple[str, str]:
         else:
             detail = "the client sent a plain HTTP request"
         return HTTP_REQUEST, _prefixed(messages.HTTP_REQUEST, detail)
-    if reason in (R_WRONG_VERSION_NUMBER, R_UNKNOWN_PROTOCOL, R_PACKET_LENGTH_TOO_LONG, R_BAD_PACKET_LENGTH) or reason == R_RECORD_LAYER_FAILURE:
+    if (
+        reason
+        in (
+            R_WRONG_VERSION_NUMBER,
+            R_UNKNOWN_PROTOCOL,
+            R_PACKET_LENGTH_TOO_LONG,
+            R_BAD_PACKET_LENGTH,
+        )
+        or reason == R_RECORD_LAYER_FAILURE
+    ):
         received = facts.received
-        prefix = messages.WRONG_VERSION if reason == R_WRONG_VERSION_NUMBER else (messages.UNKNOWN_PROTOCOL if reason == R_UNKNOWN_PROTOCOL else text)
+        prefix = (
+            messages.WRONG_VERSION
+            if reason == R_WRONG_VERSION_NUMBER
+            else (
+                messages.UNKNOWN_PROTOCOL
+                if reason == R_UNKNOWN_PROTOCOL
+                else text
+            )
+        )
         if received and not tlswire.is_tls_record(received):
             kind, detail = _recognise_plaintext(received)
             return kind, _prefixed(prefix, detail)
@@ -879,9 +1008,17 @@ def _classify(facts: Facts, code: int) -> tuple[str, str]:
         if reason == R_WRONG_VERSION_NUMBER:
             hello = _peer_hello(facts)
             if hello is not None:
-                return UNSUPPORTED_PROTOCOL, _prefixed(prefix, f"the client offered {_versions(hello.offered_versions)}")
-            return NOT_TLS, _prefixed(prefix, "the peer's record has a version this side does not accept")
-        return BAD_RECORD, _prefixed(prefix, f"the {_sent_by_peer(facts)} sent a malformed TLS record")
+                return UNSUPPORTED_PROTOCOL, _prefixed(
+                    prefix,
+                    f"the client offered {_versions(hello.offered_versions)}",
+                )
+            return NOT_TLS, _prefixed(
+                prefix,
+                "the peer's record has a version this side does not accept",
+            )
+        return BAD_RECORD, _prefixed(
+            prefix, f"the {_sent_by_peer(facts)} sent a malformed TLS record"
+        )
     if reason >= R_ALERT_BASE:
         kind, detail = _alert_detail(facts, reason - R_ALERT_BASE)
         return kind, _prefixed(text, detail)
@@ -896,33 +1033,72 @@ def _classify(facts: Facts, code: int) -> tuple[str, str]:
             detail = "the peer chose a version this side does not accept"
         return UNSUPPORTED_PROTOCOL, _prefixed(text, detail)
     if reason == R_NO_SHARED_CIPHER:
-        return NO_SHARED_CIPHER, _prefixed(text, "this server shares no cipher suite with the client, so it refused the handshake")
+        return NO_SHARED_CIPHER, _prefixed(
+            text,
+            "this server shares no cipher suite with the client, so it refused the handshake",
+        )
     if reason in (R_NO_SUITABLE_KEY_SHARE, R_NO_SHARED_GROUPS):
         hello = _peer_hello(facts)
-        offered = ", ".join(tlswire.group_name(g) for g in hello.groups) if hello else "unknown"
-        return NO_SHARED_GROUP, _prefixed(text, f"no key-exchange group in common; the client offered {offered}")
-    if reason in (R_NO_SUITABLE_SIGNATURE_ALGORITHM, R_NO_SHARED_SIGNATURE_ALGORITHMS):
+        offered = (
+            ", ".join(tlswire.group_name(g) for g in hello.groups)
+            if hello
+            else "unknown"
+        )
+        return NO_SHARED_GROUP, _prefixed(
+            text,
+            f"no key-exchange group in common; the client offered {offered}",
+        )
+    if reason in (
+        R_NO_SUITABLE_SIGNATURE_ALGORITHM,
+        R_NO_SHARED_SIGNATURE_ALGORITHMS,
+    ):
         hello = _peer_hello(facts)
         extra = ""
         if hello is not None and not hello.has_signature_algorithms:
             extra = "; the client sent no signature_algorithms extension, which leaves only SHA-1"
-        return NO_SIGNATURE_ALGORITHM, _prefixed(text, f"no signature algorithm in common{extra}")
+        return NO_SIGNATURE_ALGORITHM, _prefixed(
+            text, f"no signature algorithm in common{extra}"
+        )
     if reason == R_DH_KEY_TOO_SMALL:
-        return DH_KEY_TOO_SMALL, _prefixed(text, "the server's Diffie-Hellman key is smaller than this side's security level allows")
+        return DH_KEY_TOO_SMALL, _prefixed(
+            text,
+            "the server's Diffie-Hellman key is smaller than this side's security level allows",
+        )
     if reason == R_UNSAFE_LEGACY_RENEGOTIATION:
-        return UNSAFE_RENEGOTIATION, _prefixed(text, "the peer does not support secure renegotiation (RFC 5746)")
+        return UNSAFE_RENEGOTIATION, _prefixed(
+            text, "the peer does not support secure renegotiation (RFC 5746)"
+        )
     if reason in (R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC, R_DECRYPTION_FAILED):
-        if facts.current_pid and facts.handshake_pid and facts.current_pid != facts.handshake_pid:
+        if (
+            facts.current_pid
+            and facts.handshake_pid
+            and facts.current_pid != facts.handshake_pid
+        ):
             return FORKED_CONNECTION, _prefixed(text, _forked(facts))
-        return BAD_RECORD_MAC, _prefixed(text, "a record failed its integrity check")
+        return BAD_RECORD_MAC, _prefixed(
+            text, "a record failed its integrity check"
+        )
     if reason in (R_EE_KEY_TOO_SMALL, R_CA_KEY_TOO_SMALL, R_CA_MD_TOO_WEAK):
-        return OWN_CERTIFICATE_PROBLEM, _prefixed(text, facts.own_certificate_problem or "this side's certificate is too weak for its security level")
-    if reason in (R_UNEXPECTED_MESSAGE, R_UNEXPECTED_RECORD, R_LENGTH_MISMATCH):
-        return BAD_RECORD, _prefixed(text, f"the {_sent_by_peer(facts)} sent a message out of order or malformed")
+        return OWN_CERTIFICATE_PROBLEM, _prefixed(
+            text,
+            facts.own_certificate_problem
+            or "this side's certificate is too weak for its security level",
+        )
+    if reason in (
+        R_UNEXPECTED_MESSAGE,
+        R_UNEXPECTED_RECORD,
+        R_LENGTH_MISMATCH,
+    ):
+        return BAD_RECORD, _prefixed(
+            text,
+            f"the {_sent_by_peer(facts)} sent a message out of order or malformed",
+        )
     return OPENSSL_ERROR, text
 
 
 def _is_python_error(exception: BaseException) -> bool:
     from OpenSSL import SSL as _SSL
 
-    return not isinstance(exception, (_SSL.SysCallError, _SSL.ZeroReturnError, _SSL.Error))
+    return not isinstance(
+        exception, (_SSL.SysCallError, _SSL.ZeroReturnError, _SSL.Error)
+    )

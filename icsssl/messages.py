@@ -26,7 +26,8 @@ def is_unexpected_eof(code: int) -> bool:
     return (
         code != 0
         and errors.ERR_GET_LIB(code) == errors.ERR_LIB_SSL
-        and errors.ERR_GET_REASON(code) == errors.SSL_R_UNEXPECTED_EOF_WHILE_READING
+        and errors.ERR_GET_REASON(code)
+        == errors.SSL_R_UNEXPECTED_EOF_WHILE_READING
     )
 
 

@@ -31,12 +31,16 @@ HTTP_METHODS = (b"GET ", b"HEAD ")
 
 def _page(connection: Connection, address: str) -> bytes:
     report = connection.handshake_report
-    rows = "" if report is None else "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>\n"
-        for name, value in report.as_dict().items()
+    rows = (
+        ""
+        if report is None
+        else "".join(
+            f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>\n"
+            for name, value in report.as_dict().items()
+        )
     )
     body = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         "<title>icsssl handshake report</title></head><body>\n"
         f"<h1>Your handshake, {html.escape(address)}</h1>\n"
         f"<p>{html.escape(connection.SslHandshakeRespMsg)}</p>\n"
@@ -91,7 +95,9 @@ def _serve_client(
             pass
         except _net.PeerTimeout:
             with output_lock:
-                print(f"{address}  no handshake within {timeout:g} s", flush=True)
+                print(
+                    f"{address}  no handshake within {timeout:g} s", flush=True
+                )
             return
         with output_lock:
             print(f"{address}  {connection.SslHandshakeRespMsg}", flush=True)
@@ -178,9 +184,13 @@ def run(arguments: argparse.Namespace) -> int:
     elif not 0 <= arguments.port <= 65535:
         problem = f"invalid --port {arguments.port}: use 0 to 65535"
     elif not arguments.timeout > 0:
-        problem = f"invalid --timeout {arguments.timeout!r}: use seconds above 0"
+        problem = (
+            f"invalid --timeout {arguments.timeout!r}: use seconds above 0"
+        )
     elif arguments.max_clients is not None and arguments.max_clients < 1:
-        problem = f"invalid --max-clients {arguments.max_clients}: use 1 or more"
+        problem = (
+            f"invalid --max-clients {arguments.max_clients}: use 1 or more"
+        )
     else:
         for path in (arguments.cert, arguments.key):
             if path is not None and not os.path.isfile(path):
@@ -214,10 +224,15 @@ def add_parser(commands: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1)",
     )
     parser.add_argument(
-        "--port", type=int, default=8443, help="TCP port, 0 for any free one (default 8443)"
+        "--port",
+        type=int,
+        default=8443,
+        help="TCP port, 0 for any free one (default 8443)",
     )
     parser.add_argument("--cert", metavar="FILE", help="PEM certificate chain")
     parser.add_argument("--key", metavar="FILE", help="PEM private key")

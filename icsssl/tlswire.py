@@ -178,7 +178,9 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
     return ClientHello(**fields)  # type: ignore[arg-type]
 
 
-def _read_extension(kind: int, data: _Reader, fields: dict[str, object]) -> None:
+def _read_extension(
+    kind: int, data: _Reader, fields: dict[str, object]
+) -> None:
     if kind == EXT_SUPPORTED_VERSIONS:
         versions = data.vector(1)
         fields["versions"] = tuple(
@@ -234,7 +236,8 @@ def escape(data: bytes, limit: int = 48) -> str:
     *limit* bytes with an ellipsis."""
     shown = data[:limit]
     text = "".join(
-        chr(byte) if _PRINTABLE.fullmatch(bytes([byte])) and byte != 0x5C
+        chr(byte)
+        if _PRINTABLE.fullmatch(bytes([byte])) and byte != 0x5C
         else ("\\\\" if byte == 0x5C else f"\\x{byte:02x}")
         for byte in shown
     )

@@ -36,7 +36,9 @@ def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
     )
 
 
-def _write_certificate(path: pathlib.Path, certificate: x509.Certificate) -> str:
+def _write_certificate(
+    path: pathlib.Path, certificate: x509.Certificate
+) -> str:
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return str(path)
 
@@ -143,14 +145,50 @@ def test_sha1_certificate_at_load(tmp_path: pathlib.Path) -> None:
     ca_key, ca_cert = str(tmp_path / "ca.key"), str(tmp_path / "ca.pem")
     key, request = str(tmp_path / "k.pem"), str(tmp_path / "req.pem")
     certificate = str(tmp_path / "c.pem")
-    _openssl("req", "-x509", "-nodes", "-newkey", "rsa:2048", "-keyout",
-             ca_key, "-out", ca_cert, "-subj", "/CN=SHA-1 test CA",
-             "-days", "1")
-    _openssl("req", "-new", "-nodes", "-newkey", "rsa:2048", "-keyout", key,
-             "-out", request, "-subj", "/CN=sha1.test")
-    _openssl("x509", "-req", "-sha1", "-in", request, "-CA", ca_cert,
-             "-CAkey", ca_key, "-CAcreateserial", "-out", certificate,
-             "-days", "1")
+    _openssl(
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        ca_key,
+        "-out",
+        ca_cert,
+        "-subj",
+        "/CN=SHA-1 test CA",
+        "-days",
+        "1",
+    )
+    _openssl(
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        key,
+        "-out",
+        request,
+        "-subj",
+        "/CN=sha1.test",
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-sha1",
+        "-in",
+        request,
+        "-CA",
+        ca_cert,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        certificate,
+        "-days",
+        "1",
+    )
     ctx = SSL.Context(SSL.TLS_METHOD)
     if _pyopenssl_openssl_major() >= 4:
         # OpenSSL 4 accepts a SHA-1-signed certificate of its own here.
@@ -164,7 +202,9 @@ def test_sha1_certificate_at_load(tmp_path: pathlib.Path) -> None:
 
 
 def test_small_key_at_security_level_two(tmp_path: pathlib.Path) -> None:
-    certificate = _write_certificate(tmp_path / "c.pem", _self_signed(_key(1024)))
+    certificate = _write_certificate(
+        tmp_path / "c.pem", _self_signed(_key(1024))
+    )
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=2")
     with pytest.raises(context.CertificateLoadError) as caught:

@@ -45,8 +45,10 @@ VERSION_FILES = {
 # Macro definitions may be nested this deep (ERR_R_SSL_LIB -> ERR_LIB_SSL).
 MAX_MACRO_DEPTH = 16
 
-DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+(.+?)[ \t]*$", re.M)
-COMMENT = re.compile(r"/\*.*?\*/", re.S)
+DEFINE = re.compile(
+    r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+(.+?)[ \t]*$", re.MULTILINE
+)
+COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 CAST = re.compile(r"\(\s*(?:unsigned\s+)?(?:long|int)\s*\)")
 INTEGER_SUFFIX = re.compile(r"\b(0[xX][0-9A-Fa-f]+|\d+)[uUlL]+\b")
 
@@ -57,7 +59,9 @@ ENTRY = re.compile(
     r"\{\s*(?P<key>ERR_(?:FUNC|REASON|PACK)\s*\([^{}]*?\)|\w+)\s*,\s*"
     r'(?P<text>(?:"(?:[^"\\]|\\.)*"\s*)+)\}'
 )
-TABLE = re.compile(r"ERR_STRING_DATA\s+(\w+)\s*\[\s*\]\s*=\s*\{(.*?)\n\s*\};", re.S)
+TABLE = re.compile(
+    r"ERR_STRING_DATA\s+(\w+)\s*\[\s*\]\s*=\s*\{(.*?)\n\s*\};", re.DOTALL
+)
 ERR_FUNC_DEFINE = re.compile(
     r"#\s*define\s+ERR_FUNC\s*\(\s*\w+\s*\)\s+ERR_PACK\s*\(\s*(ERR_LIB_\w+)"
 )
@@ -89,8 +93,15 @@ class Source:
                 return None
             return file.read_text(encoding="latin-1")
         result = subprocess.run(
-            ["git", "-C", self.git_dir, "show", f"{self.ref}:{self.prefix}{path}"],
+            [
+                "git",
+                "-C",
+                self.git_dir,
+                "show",
+                f"{self.ref}:{self.prefix}{path}",
+            ],
             capture_output=True,
+            check=False,
         )
         if result.returncode != 0:
             return None
@@ -118,7 +129,9 @@ def collect_defines(text: str, macros: dict[str, str]) -> None:
 def evaluate(expression: str, macros: dict[str, str], depth: int = 0) -> int:
     """Evaluate a C integer expression of numbers, macros, |, + and <<."""
     if depth > MAX_MACRO_DEPTH:
-        raise ValueError(f"macro nesting deeper than {MAX_MACRO_DEPTH}: {expression}")
+        raise ValueError(
+            f"macro nesting deeper than {MAX_MACRO_DEPTH}: {expression}"
+        )
     cleaned = INTEGER_SUFFIX.sub(r"\1", CAST.sub(" ", expression)).strip()
     tree = ast.parse(cleaned, mode="eval")
     return _evaluate_node(tree.body, macros, depth)
@@ -146,7 +159,9 @@ def _evaluate_node(node: ast.AST, macros: dict[str, str], depth: int) -> int:
 def unescape(literals: str) -> str:
     """Join adjacent C string literals into one Python string."""
     parts = LITERAL.findall(literals)
-    return "".join(bytes(part, "latin-1").decode("unicode_escape") for part in parts)
+    return "".join(
+        bytes(part, "latin-1").decode("unicode_escape") for part in parts
+    )
 
 
 def read_libraries(source: Source) -> list[tuple[str, list[str], str]]:
@@ -160,7 +175,7 @@ def read_libraries(source: Source) -> list[tuple[str, list[str], str]]:
         _, name, header, err_file = fields
         if name in ("ERR", "NONE") or header == "NONE":
             continue
-        # 1.1.1 moved the codes of foo.h into foo_err.h's sibling fooerr.h.
+        # 1.1.1 keeps the codes of foo.h in fooerr.h beside it.
         headers = [header, header[: -len(".h")] + "err.h"]
         libraries.append((name, headers, err_file))
     return libraries
@@ -200,61 +215,88 @@ def read_string_entries(
                     packed = (0, 0, evaluate(key, macros))
                     name = key
             except KeyError as missing:
-                print(f"  skipped {key}: macro {missing} is not defined", file=sys.stderr)
+                print(
+                    f"  skipped {key}: macro {missing} is not defined",
+                    file=sys.stderr,
+                )
                 continue
             library, function, reason = packed
             entries.append((library, function, reason, name, string))
     return entries
 
 
-def build_version(source: Source, version: str) -> dict[str, object]:
-    """Return the LIBRARIES, FUNCTIONS and REASONS tables of one version."""
-    err_header, version_header = VERSION_FILES[version]
-    version_text = source.require(version_header)
-    release = re.findall(r'OPENSSL_VERSION_TEXT\s+"([^"]*)"', version_text)
-    if not release:
-        raise SystemExit(f"no OPENSSL_VERSION_TEXT in {version_header}")
-    # 1.0.2 defines a -fips text first; the plain one is the release.
-    release_text = re.sub(r"\s+", " ", release[-1])
-    if not release_text.startswith(f"OpenSSL {version}"):
-        raise SystemExit(
-            f"source {source.spec!r} is {release_text!r}, not OpenSSL {version}"
-        )
+# A table row: [macro name, string or None], turned into a tuple at the end.
+Row = list[Optional[str]]
 
+
+def read_release(source: Source, version: str) -> str:
+    """Return the release text of *source*; exit unless it is *version*."""
+    version_header = VERSION_FILES[version][1]
+    texts = re.findall(
+        r'OPENSSL_VERSION_TEXT\s+"([^"]*)"', source.require(version_header)
+    )
+    if not texts:
+        raise SystemExit(f"no OPENSSL_VERSION_TEXT in {version_header}")
+    # 1.0.2 defines a -fips text first; the last one is the plain release.
+    release = re.sub(r"\s+", " ", texts[-1])
+    if not release.startswith(f"OpenSSL {version}"):
+        raise SystemExit(
+            f"source {source.spec!r} is {release!r}, not OpenSSL {version}"
+        )
+    return release
+
+
+def read_macros(
+    source: Source, version: str, libraries: list[tuple[str, list[str], str]]
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Return the macros of err.h and the libraries' headers, and the
+    library number of each code prefix (SSL -> 20)."""
     macros: dict[str, str] = {}
-    err_h = source.require(err_header)
-    collect_defines(err_h, macros)
-    libraries_c = read_libraries(source)
+    collect_defines(source.require(VERSION_FILES[version][0]), macros)
     prefixes: dict[str, int] = {}
-    for name, headers, _ in libraries_c:
+    for name, headers, _ in libraries:
         for header in headers:
             text = source.read(header)
             if text is not None:
                 collect_defines(text, macros)
         prefixes[name] = evaluate(f"ERR_LIB_{name}", macros)
     prefixes["SYS"] = evaluate("ERR_LIB_SYS", macros)
+    return macros, prefixes
 
-    libraries: dict[int, list[Optional[str]]] = {}
+
+def classify(
+    macro: str, prefixes: dict[str, int]
+) -> Optional[tuple[str, int]]:
+    """Return ("F" or "R", library) for a function or reason macro, with
+    library 0 for the common ERR_R_* reasons, or None for other macros."""
+    if macro.startswith("ERR_R_"):
+        return None if macro == "ERR_R_FATAL" else ("R", 0)
+    for name, library in prefixes.items():
+        if macro.startswith(f"{name}_F_"):
+            return "F", library
+        if macro.startswith(f"{name}_R_"):
+            return "R", library
+    return None
+
+
+def number_tables(
+    macros: dict[str, str], prefixes: dict[str, int]
+) -> tuple[
+    dict[int, Row], dict[tuple[int, int], Row], dict[tuple[int, int], Row]
+]:
+    """Return the libraries, functions and reasons that the macros define,
+    each without strings yet."""
+    libraries: dict[int, Row] = {}
     for macro in macros:
         if macro.startswith("ERR_LIB_") and macro != "ERR_LIB_USER":
             try:
                 libraries[evaluate(macro, macros)] = [macro, None]
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, SyntaxError):
                 continue
-
-    functions: dict[tuple[int, int], list[Optional[str]]] = {}
-    reasons: dict[tuple[int, int], list[Optional[str]]] = {}
+    functions: dict[tuple[int, int], Row] = {}
+    reasons: dict[tuple[int, int], Row] = {}
     for macro in sorted(macros):
-        kind = None
-        for name, library in prefixes.items():
-            if macro.startswith(f"{name}_F_"):
-                kind, key_library = "F", library
-            elif macro.startswith(f"{name}_R_"):
-                kind, key_library = "R", library
-            if kind:
-                break
-        if macro.startswith("ERR_R_") and macro not in ("ERR_R_FATAL",):
-            kind, key_library = "R", 0
+        kind = classify(macro, prefixes)
         if kind is None:
             continue
         try:
@@ -262,55 +304,75 @@ def build_version(source: Source, version: str) -> dict[str, object]:
         except (KeyError, ValueError, SyntaxError):
             print(f"  skipped {macro} = {macros[macro]}", file=sys.stderr)
             continue
-        table = functions if kind == "F" else reasons
-        previous = table.get((key_library, number))
-        if previous is not None and previous[0] != macro:
-            # Aliases share a number; keep the first name in sorted order.
-            continue
-        table[(key_library, number)] = [macro, None]
+        table = functions if kind[0] == "F" else reasons
+        # Macros that share a number are aliases: the first name in
+        # sorted order is kept.
+        table.setdefault((kind[1], number), [macro, None])
+    return libraries, functions, reasons
 
-    err_files = [("crypto/err/err.c", None)] + [
-        (err_file, library_name) for library_name, _, err_file in libraries_c
-    ]
-    for err_file, _ in err_files:
+
+def build_version(source: Source, version: str) -> dict[str, object]:
+    """Return the release text and the LIBRARIES, FUNCTIONS and REASONS
+    tables of one version."""
+    release = read_release(source, version)
+    libraries_ec = read_libraries(source)
+    macros, prefixes = read_macros(source, version, libraries_ec)
+    libraries, functions, reasons = number_tables(macros, prefixes)
+
+    err_files = ["crypto/err/err.c"] + [row[2] for row in libraries_ec]
+    for err_file in err_files:
         text = source.read(err_file)
         if text is None:
             print(f"  {err_file} not found in {version}", file=sys.stderr)
             continue
-        for library, function, reason, name, string in read_string_entries(text, macros):
+        for library, function, reason, name, string in read_string_entries(
+            text, macros
+        ):
             if err_file == "crypto/err/err.c" and function and not library:
-                # ERR_load_ERR_strings patches ERR_LIB_SYS into these.
+                # ERR_load_ERR_strings loads these as ERR_LIB_SYS functions.
                 library = prefixes["SYS"]
             if function == 0 and reason == 0:
-                libraries.setdefault(library, [name, None])[1] = string
+                row = libraries.setdefault(library, [name, None])
             elif reason == 0:
-                functions.setdefault((library, function), [name, None])[1] = string
+                row = functions.setdefault((library, function), [name, None])
             else:
-                reasons.setdefault((library, reason), [name, None])[1] = string
+                row = reasons.setdefault((library, reason), [name, None])
+            # A later entry for the same code replaces an earlier one, as
+            # in OpenSSL's string table (1.1.1 gives ERR_R_BUF_LIB and
+            # ERR_R_PASSED_INVALID_ARGUMENT both the number 7).
+            row[:] = [name or row[0], string]
 
     return {
-        "release": release_text,
+        "release": release,
         "libraries": {k: tuple(v) for k, v in sorted(libraries.items())},
         "functions": {k: tuple(v) for k, v in sorted(functions.items())},
         "reasons": {k: tuple(v) for k, v in sorted(reasons.items())},
     }
 
 
-def read_openssl3_libraries(path: pathlib.Path) -> tuple[str, dict[int, str]]:
-    """Return the release and the ERR_LIB_* numbers of an OpenSSL 3 err.h."""
+def read_openssl3(path: pathlib.Path) -> dict[str, object]:
+    """Return the release, ERR_LIB_* numbers and common ERR_R_* reasons
+    (flags included) of an OpenSSL 3 err.h."""
     macros: dict[str, str] = {}
     collect_defines(path.read_text(encoding="latin-1"), macros)
     libraries = {}
-    for macro in macros:
-        if macro.startswith("ERR_LIB_") and macro not in (
-            "ERR_LIB_USER",
-            "ERR_LIB_OFFSET",
-            "ERR_LIB_MASK",
+    common_reasons = {}
+    for macro, expression in macros.items():
+        if macro in ("ERR_LIB_USER", "ERR_LIB_OFFSET", "ERR_LIB_MASK"):
+            continue
+        if macro == "ERR_R_FATAL" or not macro.startswith(
+            ("ERR_LIB_", "ERR_R_")
         ):
-            try:
-                libraries[evaluate(macros[macro], macros)] = macro
-            except (KeyError, ValueError, SyntaxError):
-                continue
+            continue
+        try:
+            value = evaluate(expression, macros)
+        except (KeyError, ValueError, SyntaxError):
+            print(f"  skipped {macro} = {expression}", file=sys.stderr)
+            continue
+        if macro.startswith("ERR_LIB_"):
+            libraries[value] = macro
+        else:
+            common_reasons.setdefault(value, macro)
     release = "OpenSSL 3"
     version_file = path.with_name("opensslv.h")
     if version_file.is_file():
@@ -319,7 +381,11 @@ def read_openssl3_libraries(path: pathlib.Path) -> tuple[str, dict[int, str]]:
         )
         if found:
             release = f"OpenSSL {found.group(1)}"
-    return release, dict(sorted(libraries.items()))
+    return {
+        "release": release,
+        "libraries": dict(sorted(libraries.items())),
+        "common_reasons": dict(sorted(common_reasons.items())),
+    }
 
 
 def render_dict(name: str, annotation: str, table: dict) -> list[str]:
@@ -339,7 +405,7 @@ def render_dict(name: str, annotation: str, table: dict) -> list[str]:
 
 def render(
     tables: dict[str, dict[str, object]],
-    openssl3: tuple[str, dict[int, str]],
+    openssl3: dict[str, object],
 ) -> str:
     """Return the text of the generated module."""
     releases = {version: tables[version]["release"] for version in tables}
@@ -351,11 +417,10 @@ def render(
         "releases in RELEASES; do not edit by hand.  Keys are (library,",
         "number), and library 0 holds the common ERR_R_* reasons.  Each value",
         "is (macro name, string that OpenSSL prints), with None where the",
-        "release has no string.  OPENSSL3_LIBRARIES holds the ERR_LIB_*",
-        "numbers of OPENSSL3_RELEASE's err.h.",
+        "release has no string.  OPENSSL3_LIBRARIES and",
+        "OPENSSL3_COMMON_REASONS hold the ERR_LIB_* numbers and the ERR_R_*",
+        "reasons, flag bits included, of OPENSSL3_RELEASE's err.h.",
         '"""',
-        "",
-        "# ruff: noqa: E501",
         "",
         "from __future__ import annotations",
         "",
@@ -365,8 +430,11 @@ def render(
         "",
     ]
     lines += render_dict("RELEASES", "dict[str, str]", releases)
-    lines += [f"OPENSSL3_RELEASE = {openssl3[0]!r}", ""]
-    lines += render_dict("OPENSSL3_LIBRARIES", "dict[int, str]", openssl3[1])
+    lines += [f"OPENSSL3_RELEASE = {openssl3['release']!r}", ""]
+    for name in ("libraries", "common_reasons"):
+        lines += render_dict(
+            f"OPENSSL3_{name.upper()}", "dict[int, str]", openssl3[name]
+        )
     for table, annotation in (
         ("libraries", "dict[str, dict[int, Entry]]"),
         ("functions", "dict[str, dict[tuple[int, int], Entry]]"),
@@ -380,8 +448,12 @@ def render(
 def main(argv: Optional[list[str]] = None) -> int:
     """Parse the sources and write the module; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openssl-1.0.2", dest="v102", required=True, metavar="SOURCE")
-    parser.add_argument("--openssl-1.1.1", dest="v111", required=True, metavar="SOURCE")
+    parser.add_argument(
+        "--openssl-1.0.2", dest="v102", required=True, metavar="SOURCE"
+    )
+    parser.add_argument(
+        "--openssl-1.1.1", dest="v111", required=True, metavar="SOURCE"
+    )
     parser.add_argument(
         "--openssl-3-err-h",
         type=pathlib.Path,
@@ -395,7 +467,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     arguments = parser.parse_args(argv)
 
     tables = {}
-    for version, spec in (("1.0.2", arguments.v102), ("1.1.1", arguments.v111)):
+    for version, spec in (
+        ("1.0.2", arguments.v102),
+        ("1.1.1", arguments.v111),
+    ):
         print(f"reading OpenSSL {version} from {spec}", file=sys.stderr)
         tables[version] = build_version(Source(spec), version)
         counts = {
@@ -403,7 +478,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             for name in ("libraries", "functions", "reasons")
         }
         print(f"  {tables[version]['release']}: {counts}", file=sys.stderr)
-    openssl3 = read_openssl3_libraries(arguments.openssl_3_err_h)
+    openssl3 = read_openssl3(arguments.openssl_3_err_h)
     arguments.output.write_text(render(tables, openssl3))
     print(f"wrote {arguments.output}", file=sys.stderr)
     return 0

@@ -59,12 +59,20 @@ def _tests_by_kind() -> dict[str, list[str]]:
                 continue
             kinds = set()
             for inner in ast.walk(node):
-                if isinstance(inner, ast.Attribute) and inner.attr in constants:
+                if (
+                    isinstance(inner, ast.Attribute)
+                    and inner.attr in constants
+                ):
                     kinds.add(constants[inner.attr])
-                if isinstance(inner, ast.Constant) and inner.value in diagnosis.CATALOGUE:
+                if (
+                    isinstance(inner, ast.Constant)
+                    and inner.value in diagnosis.CATALOGUE
+                ):
                     kinds.add(inner.value)
             for kind in kinds:
-                found.setdefault(kind, []).append(f"`{path.name}::{node.name}`")
+                found.setdefault(kind, []).append(
+                    f"`{path.name}::{node.name}`"
+                )
     return found
 
 
@@ -84,7 +92,9 @@ def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
         if OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is out of date: run python tools/gen_messages_doc.py")
+            print(
+                f"{OUTPUT} is out of date: run python tools/gen_messages_doc.py"
+            )
             return 1
         return 0
     OUTPUT.write_text(text)
