@@ -66,6 +66,15 @@ lib.OPENSSL_init_ssl(
 )
 
 
+def __getattr__(name: str) -> object:
+    # The 1.x code tables are large, so they load on first use.
+    if name in ("decode_code", "DecodedError"):
+        from icsssl import legacy
+
+        return getattr(legacy, name)
+    raise AttributeError(f"module 'icsssl' has no attribute {name!r}")
+
+
 def openssl_version() -> str:
     """Return the version line of the OpenSSL icsssl's module runs on."""
     return ffi.string(lib.OpenSSL_version(lib.OPENSSL_VERSION)).decode()
@@ -101,6 +110,7 @@ __all__ = [
     "all_ciphers",
     "cipher_description",
     "decode",
+    "decode_code",
     "err_clear_error",
     "err_get_error",
     "err_peek_error",

@@ -1,4 +1,5 @@
-"""The ``icsssl`` command line: ``demo``, ``probe``, ``serve``, ``version``."""
+"""The ``icsssl`` command line: ``demo``, ``probe``, ``serve``, ``decode``,
+``version``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from icsssl import probe, serve
+from icsssl import legacy, probe, serve
 
 
 def _version(arguments: argparse.Namespace) -> int:
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe.add_parser(commands)
     serve.add_parser(commands)
+    legacy.add_parser(commands)
 
     version_parser = commands.add_parser(
         "version",

@@ -940,17 +940,18 @@ def _prefixed(prefix: str, detail: str) -> str:
 
 
 def _classify(facts: Facts, code: int) -> tuple[str, str]:
+    exception = facts.exception
+    if exception is not None and _is_python_error(exception):
+        # pyOpenSSL re-raises a callback's exception before it looks at
+        # the queue, which may still hold the failure it caused (a verify
+        # callback that raises leaves "certificate verify failed").
+        raised = f"{type(exception).__name__}: {exception}"
+        if code == 0:
+            return PYTHON_EXCEPTION, f"Error, {raised}"
+        return PYTHON_EXCEPTION, _prefixed(
+            _openssl_string(code), f"a Python callback raised {raised}"
+        )
     if code == 0 or messages.is_unexpected_eof(code):
-        if (
-            facts.exception is not None
-            and not facts.codes
-            and _is_python_error(facts.exception)
-        ):
-            exception = facts.exception
-            return (
-                PYTHON_EXCEPTION,
-                f"Error, {type(exception).__name__}: {exception}",
-            )
         if (
             facts.current_pid
             and facts.handshake_pid

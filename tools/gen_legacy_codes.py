@@ -36,7 +36,7 @@ from typing import Optional
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPOSITORY / "icsssl" / "_legacy_codes.py"
 
-#: Where each version keeps err.h and opensslv.h inside its source tree.
+#: Paths of err.h and opensslv.h in each version's source tree.
 VERSION_FILES = {
     "1.0.2": ("crypto/err/err.h", "crypto/opensslv.h"),
     "1.1.1": ("include/openssl/err.h", "include/openssl/opensslv.h"),
@@ -69,7 +69,7 @@ LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 class Source:
-    """Read files of one OpenSSL source tree: a directory or a git commit."""
+    """Reader of one OpenSSL source tree, a directory or a git commit."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -82,7 +82,8 @@ class Source:
             self.prefix = subdir.strip("/") + "/" if subdir else ""
         elif not pathlib.Path(spec).is_dir():
             raise SystemExit(
-                f"source {spec!r} not found: give a directory or GITDIR@REF"
+                f"source {spec!r} not found: pass a directory or "
+                "GITDIR@REF[:SUBDIR]"
             )
 
     def read(self, path: str) -> Optional[str]:
@@ -237,7 +238,7 @@ def read_release(source: Source, version: str) -> str:
     )
     if not texts:
         raise SystemExit(f"no OPENSSL_VERSION_TEXT in {version_header}")
-    # 1.0.2 defines a -fips text first; the last one is the plain release.
+    # 1.0.2 defines a -fips text first, so the last one is the release.
     release = re.sub(r"\s+", " ", texts[-1])
     if not release.startswith(f"OpenSSL {version}"):
         raise SystemExit(
@@ -305,7 +306,7 @@ def number_tables(
             print(f"  skipped {macro} = {macros[macro]}", file=sys.stderr)
             continue
         table = functions if kind[0] == "F" else reasons
-        # Macros that share a number are aliases: the first name in
+        # Macros that share a number are aliases, and the first name in
         # sorted order is kept.
         table.setdefault((kind[1], number), [macro, None])
     return libraries, functions, reasons
