@@ -26,6 +26,7 @@ import logging
 import os
 import select
 import socket as _socket
+import struct
 import weakref
 from typing import Any, Callable, Optional
 
@@ -154,6 +155,18 @@ def _is_late_rejection(
         messages.is_unexpected_eof(code) for code in codes
     )
     return closed and _pyopenssl.has_own_certificate(connection)
+
+
+def _kernel_timeout(sock: Any, option: int) -> Optional[float]:
+    """Return a socket's SO_RCVTIMEO or SO_SNDTIMEO in seconds, or None
+    when it has none."""
+    raw = sock.getsockopt(
+        _socket.SOL_SOCKET, option, struct.calcsize("ll")
+    )
+    seconds, microseconds = struct.unpack("ll", raw)
+    if seconds == 0 and microseconds == 0:
+        return None
+    return seconds + microseconds / 1e6
 
 
 def _is_bad_mac(codes: tuple[int, ...]) -> bool:
@@ -383,6 +396,7 @@ class Connection(_SSL.Connection):
         self._ics_pid = 0
         self._ics_received = b""
         self._ics_received_any = False
+        self._ics_received_tail = b""
         self._ics_sent = b""
         self._ics_after_handshake = False
         self._ics_state = ""
@@ -432,6 +446,24 @@ class Connection(_SSL.Connection):
         self._ics_received = data
         self._ics_received_any = self._ics_received_any or bool(data)
 
+    def _peek_unread_tail(self) -> None:
+        """Keep what the peer sent after the record header OpenSSL read,
+        when its first bytes went unseen.
+
+        OpenSSL reads a record's 5-byte header before checking it, so on a
+        rejected header the rest of the peer's bytes are still unread.
+        """
+        sock = _pyopenssl.socket_of(self)
+        if sock is None:
+            return
+        try:
+            tail = sock.recv(MAX_CAPTURED_BYTES, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+        except OSError:
+            return
+        if tail:
+            self._ics_received_tail = tail
+            self._ics_received_any = True
+
     def _watch_handshake(self, ssl: Any, result: int) -> None:
         parent = _SSL.Connection._raise_ssl_error
         if result > 0:
@@ -448,6 +480,8 @@ class Connection(_SSL.Connection):
         try:
             parent(self, ssl, result)
         except BaseException as exception:
+            if not self._ics_received:
+                self._peek_unread_tail()
             try:
                 facts = self._collect_facts(codes, exception)
             except Exception:  # noqa: BLE001 - never mask the real error
@@ -482,6 +516,7 @@ class Connection(_SSL.Connection):
             exception=exception,
             errno=error_number,
             received=self._ics_received,
+            received_tail=self._ics_received_tail,
             received_any=self._ics_received_any,
             sent=sent,
             client_hello_size=_client_hello_size(sent),
@@ -673,6 +708,10 @@ class Connection(_SSL.Connection):
             # would do anyway.
             self._peek_socket(wait=sock.gettimeout() is None)
             return super().do_handshake()
+        # A kernel timeout (SO_RCVTIMEO, SO_SNDTIMEO) still ends the wait
+        # with WantReadError or WantWriteError, as it would in pyOpenSSL.
+        read_limit = _kernel_timeout(sock, _socket.SO_RCVTIMEO)
+        write_limit = _kernel_timeout(sock, _socket.SO_SNDTIMEO)
         sock.setblocking(False)
         try:
             while True:
@@ -680,9 +719,13 @@ class Connection(_SSL.Connection):
                 try:
                     return super().do_handshake()
                 except _SSL.WantReadError:
-                    select.select([sock], [], [])
+                    ready, _, _ = select.select([sock], [], [], read_limit)
+                    if not ready:
+                        raise
                 except _SSL.WantWriteError:
-                    select.select([], [sock], [])
+                    _, ready, _ = select.select([], [sock], [], write_limit)
+                    if not ready:
+                        raise
         finally:
             sock.setblocking(True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from typing import Callable, Optional, Sequence
 
 from icsssl import errors, messages, tlswire
@@ -149,6 +150,7 @@ class Facts:
     exception: Optional[BaseException] = None
     errno: int = 0
     received: bytes = b""
+    received_tail: bytes = b""
     received_any: bool = False
     sent: bytes = b""
     client_hello_size: int = 0
@@ -548,6 +550,42 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
     if line[:4] in (b"421 ", b"554 "):
         return SMTP_SERVER, f"the server sent an SMTP refusal ({_quote(data)})"
     return NOT_TLS, f"the peer sent bytes that are not TLS ({_quote(data)})"
+
+
+_HTTP_STATUS_TAIL = re.compile(rb"^\d\.\d \d{3}[ \r\n]")
+_SSH_TAIL = re.compile(rb"^\d\.\d+-")
+
+# Words a plain-text greeting line usually carries, checked in this order.
+_GREETING_WORDS = (
+    (b"ESMTP", SMTP_SERVER, "an SMTP greeting"),
+    (b"SMTP", SMTP_SERVER, "an SMTP greeting"),
+    (b"FTP", FTP_SERVER, "an FTP greeting"),
+    (b"POP3", POP3_SERVER, "a POP3 greeting"),
+    (b"IMAP", IMAP_SERVER, "an IMAP greeting"),
+)
+
+
+def _recognise_tail(tail: bytes) -> tuple[str, str]:
+    """Name what a non-TLS peer sent from its bytes after the first five,
+    which OpenSSL consumed as a record header before rejecting it."""
+    shown = f'"...{tlswire.first_line(tail)}"'
+    if _HTTP_STATUS_TAIL.match(tail):
+        return PLAIN_HTTP_SERVER, (
+            f'the server answered in plain HTTP ("HTTP/{tlswire.first_line(tail)}")'
+        )
+    if _SSH_TAIL.match(tail):
+        return SSH_SERVER, (
+            f'the server sent an SSH banner ("SSH-{tlswire.first_line(tail)}")'
+        )
+    if b"<html" in tail[:256].lower() or tail.lower().startswith(b"type html"):
+        return PLAIN_HTTP_SERVER, (
+            f"the server answered in plain HTTP with an HTML page ({shown})"
+        )
+    line = tail.split(b"\n", 1)[0].upper()
+    for word, kind, what in _GREETING_WORDS:
+        if word in line:
+            return kind, f"the server sent {what} ({shown})"
+    return NOT_TLS, f"the peer sent bytes that are not TLS ({shown})"
 
 
 _HTTP_METHODS = (
@@ -1003,6 +1041,9 @@ def _classify(facts: Facts, code: int) -> tuple[str, str]:
         )
         if received and not tlswire.is_tls_record(received):
             kind, detail = _recognise_plaintext(received)
+            return kind, _prefixed(prefix, detail)
+        if not received and facts.received_tail:
+            kind, detail = _recognise_tail(facts.received_tail)
             return kind, _prefixed(prefix, detail)
         if reason == R_UNKNOWN_PROTOCOL:
             return UNKNOWN_PROTOCOL, prefix
