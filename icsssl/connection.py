@@ -775,6 +775,33 @@ class Connection(_SSL.Connection):
         _pyopenssl.set_verify_host(self, hostname)
         self._ics_verify_host = hostname
 
+    def handshake_timed_out(self, seconds: float) -> None:
+        """Record that the peer did not finish the handshake within
+        *seconds*, for callers that give up on a non-blocking handshake.
+
+        The report becomes a failure (ErrCode 1) whose diagnosis tells a
+        server that never answered a large post-quantum ClientHello (a
+        middlebox suspect) from one that went silent later.  Nothing
+        happens if the handshake has already ended.
+
+        :raises ValueError: if *seconds* is not a positive number.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(
+                f"seconds must be a number, got {type(seconds).__name__}"
+            )
+        if not seconds > 0:
+            raise ValueError(f"seconds must be above 0, got {seconds!r}")
+        if self._ics_finished:
+            return
+        if not self._ics_received:
+            self._peek_socket(wait=False)
+        exception = TimeoutError(
+            f"no handshake answer within {seconds:g} s"
+        )
+        facts = self._collect_facts((), exception)
+        self._finish(_Failure((), exception, facts))
+
     def set_handshake_done_callback(
         self, callback: Optional[HandshakeDoneCallback]
     ) -> None:

@@ -97,8 +97,10 @@ def _tls_server_once(listener: socket.socket, context: _SSL.Context) -> Side:
     connection.set_accept_state()
     try:
         _net.drive_handshake(connection, STEP_TIMEOUT)
-    except (_SSL.Error, _net.PeerTimeout):
+    except _SSL.Error:
         pass
+    except _net.PeerTimeout:
+        connection.handshake_timed_out(STEP_TIMEOUT)
     else:
         # Wait for the client's close_notify, so both reports are final.
         try:
@@ -119,8 +121,10 @@ def _tls_client(port: int, configure: ConfigureContext) -> Side:
     connection.set_tlsext_host_name(b"localhost")
     try:
         _net.drive_handshake(connection, STEP_TIMEOUT)
-    except (_SSL.Error, _net.PeerTimeout):
+    except _SSL.Error:
         pass
+    except _net.PeerTimeout:
+        connection.handshake_timed_out(STEP_TIMEOUT)
     _close_quietly(connection, sock)
     return Side("client", connection)
 

@@ -410,6 +410,12 @@ LARGE_HELLO_DROPPED = _kind(
     "cannot handle the post-quantum key share.",
     "Retry with classical groups only (x25519:secp256r1) to confirm.",
 )
+HANDSHAKE_TIMEOUT = _kind(
+    "ICSSSL_HANDSHAKE_TIMEOUT",
+    "The peer did not finish the handshake in the time the caller allowed "
+    "(Connection.handshake_timed_out).",
+    "Check that the peer speaks TLS on that port and is not overloaded.",
+)
 DH_KEY_TOO_SMALL = _kind(
     "ICSSSL_DH_KEY_TOO_SMALL",
     "The server's Diffie-Hellman key is too small for the security level.",
@@ -977,8 +983,34 @@ def _prefixed(prefix: str, detail: str) -> str:
     return f"{prefix}: {detail}" if detail else prefix
 
 
+def _timed_out(facts: Facts) -> tuple[str, str]:
+    hello = _own_hello(facts)
+    size = facts.client_hello_size
+    waited = str(facts.exception)
+    if (
+        facts.role == "client"
+        and not facts.received_any
+        and hello is not None
+        and size > LARGE_CLIENT_HELLO
+        and any(g in tlswire.POST_QUANTUM_GROUPS for g in hello.key_shares)
+    ):
+        shares = ", ".join(tlswire.group_name(g) for g in hello.key_shares)
+        return LARGE_HELLO_DROPPED, (
+            f"{waited}: a {size}-byte ClientHello (key shares {shares}), "
+            "larger than one packet, was left unanswered; a middlebox may "
+            "drop it: retry with classical groups (x25519, secp256r1) to "
+            "confirm"
+        )
+    if not facts.received_any:
+        return HANDSHAKE_TIMEOUT, f"{waited}, and the peer sent no byte"
+    return HANDSHAKE_TIMEOUT, f"{waited}; the peer went silent mid-handshake"
+
+
 def _classify(facts: Facts, code: int) -> tuple[str, str]:
     exception = facts.exception
+    if isinstance(exception, TimeoutError) and not facts.codes:
+        kind, detail = _timed_out(facts)
+        return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
     if exception is not None and _is_python_error(exception):
         # pyOpenSSL re-raises a callback's exception before it looks at
         # the queue, which may still hold the failure it caused (a verify

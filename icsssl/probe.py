@@ -209,13 +209,12 @@ def run(arguments: argparse.Namespace) -> int:
             connection.set_tlsext_host_name(server_name.encode("idna"))
         if not arguments.insecure:
             connection.set_verify_hostname(server_name or host)
-        timed_out = False
         try:
             _net.drive_handshake(connection, arguments.timeout)
         except _SSL.Error:
             pass
         except _net.PeerTimeout:
-            timed_out = True
+            connection.handshake_timed_out(arguments.timeout)
         result = _result(
             host, port, server_name, connection, arguments.verbose
         )
@@ -224,10 +223,6 @@ def run(arguments: argparse.Namespace) -> int:
                 connection.shutdown()
             except _SSL.Error:
                 pass
-    if timed_out:
-        result["message"] = (
-            f"Error, no handshake answer within {arguments.timeout:g} s"
-        )
     if arguments.json:
         print(json.dumps(result, indent=2))
     else:

@@ -94,11 +94,7 @@ def _serve_client(
         except _SSL.Error:
             pass
         except _net.PeerTimeout:
-            with output_lock:
-                print(
-                    f"{address}  no handshake within {timeout:g} s", flush=True
-                )
-            return
+            connection.handshake_timed_out(timeout)
         with output_lock:
             print(f"{address}  {connection.SslHandshakeRespMsg}", flush=True)
         if connection.ErrCode == 0:

@@ -189,6 +189,9 @@ def test_table_build_keeps_caller_errors():
         text=True,
         timeout=IO_TIMEOUT * 3,
         env=environment,
+        # The checkout would shadow the installed package if it were the
+        # working directory of "python -c".
+        cwd=package_parent,
     )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)

@@ -182,6 +182,9 @@ def test_import_leaves_queues_untouched():
         text=True,
         timeout=IO_TIMEOUT * 3,
         env=environment,
+        # The checkout would shadow the installed package if it were the
+        # working directory of "python -c".
+        cwd=package_parent,
     )
     assert completed.returncode == 0, completed.stderr
     queues = json.loads(completed.stdout)
