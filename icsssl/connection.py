@@ -503,13 +503,11 @@ class Connection(_SSL.Connection):
             first = exception.args[0]
             error_number = first if isinstance(first, int) and first > 0 else 0
         verify_result, verify_text = _pyopenssl.verify_result(self)
-        chain = ()
-        if verify_result:
-            chain = self._peer_chain()
         host = self._ics_verify_host or self._ics_server_name
         sent = self._ics_sent
-        if self._ics_role == "client" and not sent:
-            sent = self._rebuild_client_hello()
+        # The peer chain and a rebuilt ClientHello cost more than a
+        # rejected handshake itself; _complete_facts adds them when the
+        # report is read.
         return diagnosis.Facts(
             role=self._ics_role,
             codes=codes,
@@ -526,7 +524,6 @@ class Connection(_SSL.Connection):
             alpn_offered=self._ics_alpn,
             verify_result=verify_result,
             verify_text=verify_text,
-            peer_chain=chain,
             trusted_roots=_pyopenssl.trusted_root_count(self),
             sent_client_certificate=(
                 self._ics_role == "client"
@@ -537,6 +534,18 @@ class Connection(_SSL.Connection):
             after_handshake=self._ics_after_handshake,
             state=self._failure_state(),
         )
+
+    def _complete_facts(self, facts: diagnosis.Facts) -> diagnosis.Facts:
+        changes: dict[str, Any] = {}
+        if facts.verify_result and not facts.peer_chain:
+            changes["peer_chain"] = self._peer_chain()
+        if facts.role == "client" and not facts.sent:
+            sent = self._rebuild_client_hello()
+            changes["sent"] = sent
+            changes["client_hello_size"] = _client_hello_size(sent)
+        if not changes:
+            return facts
+        return dataclasses.replace(facts, **changes)
 
     def _failure_state(self) -> str:
         state = _pyopenssl.state_string(self)
@@ -879,10 +888,15 @@ class Connection(_SSL.Connection):
             return None
         report = self._ics_report
         if report is None:
-            if self._ics_failure is None:
+            failure = self._ics_failure
+            if failure is None:
                 report = _success_report(self)
             else:
-                report = _failure_report(self._ics_failure)
+                failure = dataclasses.replace(
+                    failure, facts=self._complete_facts(failure.facts)
+                )
+                self._ics_failure = failure
+                report = _failure_report(failure)
             self._ics_report = report
         return report
 
