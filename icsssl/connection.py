@@ -16,6 +16,23 @@ the handshake cost exactly what they cost in pyOpenSSL.
 A positive result from any of those calls means the handshake completed:
 ``SSL_do_handshake`` returns 1 only then, and ``SSL_read``/``SSL_write``
 move application data only after it.
+
+What the diagnosis needs besides the codes
+------------------------------------------
+
+While the handshake is pending, ``bio_write`` and ``bio_read`` of a
+memory-BIO connection are shadowed the same way to keep the first bytes
+each side sent, and ``do_handshake`` on a socket peeks (``MSG_PEEK``) at
+the peer's first bytes before OpenSSL reads them.  The costly facts (the
+peer's chain, a rebuilt ClientHello) are gathered only when the report is
+read.
+
+Exceptions to "nothing after the handshake": a TLS 1.3 client keeps the
+watch until it first reads application data, because the server's
+verdict on the client's certificate arrives after ``do_handshake``
+returned; and in a child process after ``fork()`` every finished
+connection is watched the same way, to name a record that fails its MAC
+because two processes share one TLS state.
 """
 
 from __future__ import annotations
