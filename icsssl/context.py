@@ -17,32 +17,32 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL as _SSL
 
-from icsssl import diagnosis
+from icsssl.catalogue import register
 
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
-KEY_MISMATCH = diagnosis._kind(
+KEY_MISMATCH = register(
     "ICSSSL_KEY_CERT_MISMATCH",
     "The private key does not belong to the certificate.",
     "Load the key that was made with the certificate's request.",
 )
-KEY_ENCRYPTED = diagnosis._kind(
+KEY_ENCRYPTED = register(
     "ICSSSL_KEY_ENCRYPTED",
     "The private key file is encrypted and no passphrase was given.",
     "Call set_passwd_cb() before loading it, or decrypt the key file.",
 )
-LOCAL_DIGEST_TOO_WEAK = diagnosis._kind(
+LOCAL_DIGEST_TOO_WEAK = register(
     "ICSSSL_LOCAL_CERT_DIGEST_TOO_WEAK",
     "This side's certificate is signed with SHA-1 or MD5, which OpenSSL "
     "3.0 rejects at security level 1 and above when loading it.",
     "Reissue the certificate with SHA-256, or lower the security level.",
 )
-LOCAL_KEY_TOO_SMALL = diagnosis._kind(
+LOCAL_KEY_TOO_SMALL = register(
     "ICSSSL_LOCAL_KEY_TOO_SMALL",
     "This side's certificate has a key too small for the security level.",
     "Reissue the certificate with RSA 2048 or larger, or an EC key.",
 )
-UNREADABLE_FILE = diagnosis._kind(
+UNREADABLE_FILE = register(
     "ICSSSL_UNREADABLE_FILE",
     "A certificate or key file is missing, unreadable or not PEM/DER.",
     "Check the path and the file's format.",
