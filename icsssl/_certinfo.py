@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import (
     ed25519,
     rsa,
 )
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from icsssl.diagnosis import PeerCertificate
 
@@ -132,4 +132,77 @@ def describe(certificate: x509.Certificate) -> PeerCertificate:
         key_description=key_description(certificate),
         signature_hash=signature_hash,
         missing_extensions=_strict_problems(certificate, is_ca, self_signed),
+    )
+
+
+def own_certificate_problems(
+    certificate: x509.Certificate, role: str, now: datetime.datetime
+) -> str:
+    """Return what in this side's own *certificate* a peer may reject, as
+    one phrase, or ``""``.
+
+    Checks the dates, the key usage and extended key usage for *role*
+    (``clientAuth`` for a client, ``serverAuth`` for a server), the key
+    size and the signature digest.
+    """
+    subject = certificate.subject.rfc4514_string()
+    problems = []
+    not_after = _utc(certificate, "not_valid_after")
+    not_before = _utc(certificate, "not_valid_before")
+    if not_after < now:
+        problems.append(f"it expired on {not_after:%Y-%m-%d %H:%M:%S} UTC")
+    if not_before > now:
+        problems.append(
+            f"it is not valid before {not_before:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    purpose = "clientAuth" if role == "client" else "serverAuth"
+    wanted = (
+        ExtendedKeyUsageOID.CLIENT_AUTH
+        if role == "client"
+        else ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    extended = _extension(certificate, ExtensionOID.EXTENDED_KEY_USAGE)
+    if extended is not None and wanted not in list(extended.value):
+        names = ", ".join(
+            getattr(oid, "_name", oid.dotted_string) for oid in extended.value
+        )
+        problems.append(
+            f"its extendedKeyUsage ({names}) does not include {purpose}"
+        )
+    usage = _extension(certificate, ExtensionOID.KEY_USAGE)
+    if usage is not None and not usage.value.digital_signature:
+        problems.append("its keyUsage lacks digitalSignature")
+    key = key_description(certificate)
+    kind, _, size = key.partition(" ")
+    if kind in ("RSA", "DSA") and size.isdigit() and int(size) < 2048:
+        problems.append(f"its key ({key}) is smaller than 2048 bits")
+    try:
+        digest = certificate.signature_hash_algorithm
+    except Exception:  # noqa: BLE001 - an algorithm cryptography lacks
+        digest = None
+    if digest is not None and digest.name in ("sha1", "md5"):
+        problems.append(f"it is signed with {digest.name.upper()}")
+    if not problems:
+        return ""
+    return f"this side's certificate ({subject}): " + "; ".join(problems)
+
+
+def weak_issuer_problems(certificate: x509.Certificate) -> str:
+    """Return why a CA certificate this side sends is too weak, or ``""``."""
+    subject = certificate.subject.rfc4514_string()
+    problems = []
+    key = key_description(certificate)
+    kind, _, size = key.partition(" ")
+    if kind in ("RSA", "DSA") and size.isdigit() and int(size) < 2048:
+        problems.append(f"its key ({key}) is smaller than 2048 bits")
+    try:
+        digest = certificate.signature_hash_algorithm
+    except Exception:  # noqa: BLE001 - an algorithm cryptography lacks
+        digest = None
+    if digest is not None and digest.name in ("sha1", "md5"):
+        problems.append(f"it is signed with {digest.name.upper()}")
+    if not problems:
+        return ""
+    return f"the CA certificate {subject} in this side's chain: " + "; ".join(
+        problems
     )

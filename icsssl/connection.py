@@ -38,6 +38,7 @@ because two processes share one TLS state.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 import logging
 import os
@@ -177,9 +178,7 @@ def _is_late_rejection(
 def _kernel_timeout(sock: Any, option: int) -> Optional[float]:
     """Return a socket's SO_RCVTIMEO or SO_SNDTIMEO in seconds, or None
     when it has none."""
-    raw = sock.getsockopt(
-        _socket.SOL_SOCKET, option, struct.calcsize("ll")
-    )
+    raw = sock.getsockopt(_socket.SOL_SOCKET, option, struct.calcsize("ll"))
     seconds, microseconds = struct.unpack("ll", raw)
     if seconds == 0 and microseconds == 0:
         return None
@@ -474,7 +473,9 @@ class Connection(_SSL.Connection):
         if sock is None:
             return
         try:
-            tail = sock.recv(MAX_CAPTURED_BYTES, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+            tail = sock.recv(
+                MAX_CAPTURED_BYTES, _socket.MSG_PEEK | _socket.MSG_DONTWAIT
+            )
         except OSError:
             return
         if tail:
@@ -556,6 +557,10 @@ class Connection(_SSL.Connection):
         changes: dict[str, Any] = {}
         if facts.verify_result and not facts.peer_chain:
             changes["peer_chain"] = self._peer_chain()
+        if not facts.own_certificate_problem:
+            problem = self._own_certificate_problem()
+            if problem:
+                changes["own_certificate_problem"] = problem
         if facts.role == "client" and not facts.sent:
             sent = self._rebuild_client_hello()
             changes["sent"] = sent
@@ -563,6 +568,34 @@ class Connection(_SSL.Connection):
         if not changes:
             return facts
         return dataclasses.replace(facts, **changes)
+
+    def _own_certificate_problem(self) -> str:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        loaded_chain = getattr(self.get_context(), "loaded_chain", None)
+        if loaded_chain is not None:
+            chain = loaded_chain()
+            problems = []
+            if chain:
+                problems.append(
+                    _certinfo.own_certificate_problems(
+                        chain[0], self._ics_role, now
+                    )
+                )
+            problems += [
+                _certinfo.weak_issuer_problems(issuer) for issuer in chain[1:]
+            ]
+            return "; ".join(problem for problem in problems if problem)
+        try:
+            certificate = self.get_certificate(as_cryptography=True)
+        except TypeError:
+            # pyOpenSSL before 24.3 returns its own X509 only.
+            legacy = self.get_certificate()
+            certificate = None if legacy is None else legacy.to_cryptography()
+        if certificate is None:
+            return ""
+        return _certinfo.own_certificate_problems(
+            certificate, self._ics_role, now
+        )
 
     def _failure_state(self) -> str:
         state = _pyopenssl.state_string(self)
@@ -822,9 +855,7 @@ class Connection(_SSL.Connection):
             return
         if not self._ics_received:
             self._peek_socket(wait=False)
-        exception = TimeoutError(
-            f"no handshake answer within {seconds:g} s"
-        )
+        exception = TimeoutError(f"no handshake answer within {seconds:g} s")
         facts = self._collect_facts((), exception)
         self._finish(_Failure((), exception, facts))
 

@@ -128,6 +128,22 @@ class Context(_SSL.Context):
         self._ics_key_public: Optional[bytes] = None
         self._ics_key_path = ""
         self._ics_has_passphrase = False
+        self._ics_extra_chain: list[x509.Certificate] = []
+        self._ics_loaded_chain: list[x509.Certificate] = []
+
+    def loaded_chain(self) -> list[x509.Certificate]:
+        """Return the certificates this side presents, leaf first, as far
+        as this context loaded them (files and add_extra_chain_cert)."""
+        leaf = [] if self._ics_certificate is None else [self._ics_certificate]
+        return leaf + self._ics_loaded_chain[1:] + self._ics_extra_chain
+
+    def add_extra_chain_cert(self, certx509: Any) -> None:
+        """Add a certificate to the chain sent, as pyOpenSSL does."""
+        super().add_extra_chain_cert(certx509)
+        converted = getattr(certx509, "to_cryptography", None)
+        certificate = converted() if converted is not None else certx509
+        if isinstance(certificate, x509.Certificate):
+            self._ics_extra_chain.append(certificate)
 
     def set_passwd_cb(self, callback: Any, userdata: Any = None) -> None:
         """Set the passphrase callback, as pyOpenSSL does."""
@@ -213,6 +229,7 @@ class Context(_SSL.Context):
         except _SSL.Error as error:
             raise self._certificate_error(path, leaf, error) from error
         self._ics_certificate = leaf
+        self._ics_loaded_chain = found
         self._ics_certificate_path = _show(path)
         if leaf is not None and self._ics_key_public is not None:
             self._check_pair(self._ics_key_public, self._ics_key_path)

@@ -718,6 +718,14 @@ def diagnose(facts: Facts) -> Diagnosis:
         else messages.CLOSED_UNEXPECTEDLY
     )
     kind, message = _classify(facts, code)
+    if first and not message.startswith(ics):
+        # The telling code is not the first one queued, but ICS's text
+        # (the first code's string) must stay the start of the message.
+        telling = _openssl_string(code)
+        if message.startswith(telling):
+            message = ics + message[len(telling) :]
+        else:
+            message = _prefixed(ics, message)
     return Diagnosis(kind, message, ics, code)
 
 
@@ -758,168 +766,231 @@ def _timed_out(facts: Facts) -> tuple[str, str]:
     return HANDSHAKE_TIMEOUT, f"{waited}; the peer went silent mid-handshake"
 
 
+Rule = Callable[[Facts, str], tuple[str, str]]
+
+
 def _classify(facts: Facts, code: int) -> tuple[str, str]:
     exception = facts.exception
     if isinstance(exception, TimeoutError) and not facts.codes:
         kind, detail = _timed_out(facts)
         return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
     if exception is not None and _is_python_error(exception):
-        # pyOpenSSL re-raises a callback's exception before it looks at
-        # the queue, which may still hold the failure it caused (a verify
-        # callback that raises leaves "certificate verify failed").
-        raised = f"{type(exception).__name__}: {exception}"
-        if code == 0:
-            return PYTHON_EXCEPTION, f"Error, {raised}"
-        return PYTHON_EXCEPTION, _prefixed(
-            _openssl_string(code), f"a Python callback raised {raised}"
-        )
+        return _python_exception(exception, code)
     if code == 0 or messages.is_unexpected_eof(code):
-        if (
-            facts.current_pid
-            and facts.handshake_pid
-            and facts.current_pid != facts.handshake_pid
-        ):
-            return FORKED_CONNECTION, _prefixed(
-                messages.CLOSED_UNEXPECTEDLY, _forked(facts)
-            )
-        kind, detail = _closed(facts)
-        return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
-    text = _openssl_string(code)
-    library, reason = _library(code), _reason(code)
-    if library != errors.ERR_LIB_SSL:
-        return OPENSSL_ERROR, text
-    # Plain text on a TLS port: trust the bytes over the reason, because
-    # OpenSSL 3.0 reports OPTIONS as a wrong version number.
-    method = _http_method(facts.received) if facts.role == "server" else None
-    if method == b"CONNECT" or reason == R_HTTPS_PROXY_REQUEST:
-        shown = f' ("{tlswire.first_line(facts.received)}")' if method else ""
-        return HTTPS_PROXY_REQUEST, _prefixed(
-            messages.HTTPS_PROXY_REQUEST,
-            f"the client sent an HTTP CONNECT request meant for a proxy{shown}",
-        )
-    if method is not None or reason == R_HTTP_REQUEST:
-        if method is not None:
-            detail = f"the client sent a plain HTTP {method.decode()} request ({_quote(facts.received)})"
+        if _forked_process(facts):
+            detail = _forked(facts)
         else:
-            detail = "the client sent a plain HTTP request"
-        return HTTP_REQUEST, _prefixed(messages.HTTP_REQUEST, detail)
-    if (
-        reason
-        in (
-            R_WRONG_VERSION_NUMBER,
-            R_UNKNOWN_PROTOCOL,
-            R_PACKET_LENGTH_TOO_LONG,
-            R_BAD_PACKET_LENGTH,
+            kind, detail = _closed(facts)
+            return kind, _prefixed(messages.CLOSED_UNEXPECTEDLY, detail)
+        return FORKED_CONNECTION, _prefixed(
+            messages.CLOSED_UNEXPECTEDLY, detail
         )
-        or reason == R_RECORD_LAYER_FAILURE
-    ):
-        received = facts.received
-        prefix = (
-            messages.WRONG_VERSION
-            if reason == R_WRONG_VERSION_NUMBER
-            else (
-                messages.UNKNOWN_PROTOCOL
-                if reason == R_UNKNOWN_PROTOCOL
-                else text
-            )
-        )
-        if received and not tlswire.is_tls_record(received):
-            kind, detail = _recognise_plaintext(received)
-            return kind, _prefixed(prefix, detail)
-        if not received and facts.received_tail:
-            kind, detail = _recognise_tail(facts.received_tail)
-            return kind, _prefixed(prefix, detail)
-        if reason == R_UNKNOWN_PROTOCOL:
-            return UNKNOWN_PROTOCOL, prefix
-        if reason == R_WRONG_VERSION_NUMBER:
-            hello = _peer_hello(facts)
-            if hello is not None:
-                return UNSUPPORTED_PROTOCOL, _prefixed(
-                    prefix,
-                    f"the client offered {_versions(hello.offered_versions)}",
-                )
-            return NOT_TLS, _prefixed(
-                prefix,
-                "the peer's record has a version this side does not accept",
-            )
-        return BAD_RECORD, _prefixed(
-            prefix, f"the {_sent_by_peer(facts)} sent a malformed TLS record"
-        )
+    text = _openssl_string(code)
+    if _library(code) != errors.ERR_LIB_SSL:
+        return OPENSSL_ERROR, text
+    reason = _reason(code)
+    plain = _plain_request(facts, reason)
+    if plain is not None:
+        return plain
+    if reason in _RECORD_REASONS:
+        return _bad_first_record(facts, reason, text)
     if reason >= R_ALERT_BASE:
         kind, detail = _alert_detail(facts, reason - R_ALERT_BASE)
         return kind, _prefixed(text, detail)
-    if reason == R_CERTIFICATE_VERIFY_FAILED and facts.verify_result:
-        kind, detail = _verify_detail(facts)
-        return kind, _prefixed(text, detail)
-    if reason == R_UNSUPPORTED_PROTOCOL:
+    rule = _REASON_RULES.get(reason)
+    if rule is None:
+        return OPENSSL_ERROR, text
+    kind, detail = rule(facts, text)
+    return kind, _prefixed(text, detail)
+
+
+def _python_exception(exception: BaseException, code: int) -> tuple[str, str]:
+    # pyOpenSSL re-raises a callback's exception before it looks at the
+    # queue, which may still hold the failure it caused (a verify callback
+    # that raises leaves "certificate verify failed").
+    raised = f"{type(exception).__name__}: {exception}"
+    if code == 0:
+        return PYTHON_EXCEPTION, f"Error, {raised}"
+    return PYTHON_EXCEPTION, _prefixed(
+        _openssl_string(code), f"a Python callback raised {raised}"
+    )
+
+
+def _forked_process(facts: Facts) -> bool:
+    return bool(
+        facts.current_pid
+        and facts.handshake_pid
+        and facts.current_pid != facts.handshake_pid
+    )
+
+
+def _plain_request(facts: Facts, reason: int) -> Optional[tuple[str, str]]:
+    """Name a plain HTTP request sent to this server's TLS port.
+
+    The bytes decide over the reason, because OpenSSL 3.0 reports OPTIONS
+    as a wrong version number.
+    """
+    method = _http_method(facts.received) if facts.role == "server" else None
+    if method == b"CONNECT" or reason == R_HTTPS_PROXY_REQUEST:
+        shown = f" ({_quote(facts.received)})" if method else ""
+        return HTTPS_PROXY_REQUEST, _prefixed(
+            messages.HTTPS_PROXY_REQUEST,
+            f"the client sent an HTTP CONNECT request meant for a proxy"
+            f"{shown}",
+        )
+    if method is None and reason != R_HTTP_REQUEST:
+        return None
+    if method is None:
+        detail = "the client sent a plain HTTP request"
+    else:
+        detail = (
+            f"the client sent a plain HTTP {method.decode()} request "
+            f"({_quote(facts.received)})"
+        )
+    return HTTP_REQUEST, _prefixed(messages.HTTP_REQUEST, detail)
+
+
+_RECORD_REASONS = frozenset(
+    {
+        R_WRONG_VERSION_NUMBER,
+        R_UNKNOWN_PROTOCOL,
+        R_PACKET_LENGTH_TOO_LONG,
+        R_BAD_PACKET_LENGTH,
+        R_RECORD_LAYER_FAILURE,
+    }
+)
+
+
+def _bad_first_record(facts: Facts, reason: int, text: str) -> tuple[str, str]:
+    """Name a peer whose first record OpenSSL rejected."""
+    if reason == R_WRONG_VERSION_NUMBER:
+        prefix = messages.WRONG_VERSION
+    elif reason == R_UNKNOWN_PROTOCOL:
+        prefix = messages.UNKNOWN_PROTOCOL
+    else:
+        prefix = text
+    received = facts.received
+    if received and not tlswire.is_tls_record(received):
+        kind, detail = _recognise_plaintext(received)
+        return kind, _prefixed(prefix, detail)
+    if not received and facts.received_tail:
+        kind, detail = _recognise_tail(facts.received_tail)
+        return kind, _prefixed(prefix, detail)
+    if reason == R_UNKNOWN_PROTOCOL:
+        return UNKNOWN_PROTOCOL, prefix
+    if reason == R_WRONG_VERSION_NUMBER:
         hello = _peer_hello(facts)
-        if facts.role == "server" and hello is not None:
-            detail = f"the client offered only {_versions(hello.offered_versions)}, which this server does not accept"
-        else:
-            detail = "the peer chose a version this side does not accept"
-        return UNSUPPORTED_PROTOCOL, _prefixed(text, detail)
-    if reason == R_NO_SHARED_CIPHER:
-        return NO_SHARED_CIPHER, _prefixed(
-            text,
-            "this server shares no cipher suite with the client, so it refused the handshake",
+        if hello is not None:
+            offered = _versions(hello.offered_versions)
+            return UNSUPPORTED_PROTOCOL, _prefixed(
+                prefix, f"the client offered {offered}"
+            )
+        return NOT_TLS, _prefixed(
+            prefix, "the peer's record has a version this side does not accept"
         )
-    if reason in (R_NO_SUITABLE_KEY_SHARE, R_NO_SHARED_GROUPS):
-        hello = _peer_hello(facts)
-        offered = (
-            ", ".join(tlswire.group_name(g) for g in hello.groups)
-            if hello
-            else "unknown"
+    return BAD_RECORD, _prefixed(
+        prefix, f"the {_sent_by_peer(facts)} sent a malformed TLS record"
+    )
+
+
+def _verify_failed(facts: Facts, text: str) -> tuple[str, str]:
+    if not facts.verify_result:
+        return CERT_VERIFY_FAILED, "the verify result was not recorded"
+    return _verify_detail(facts)
+
+
+def _unsupported_protocol(facts: Facts, text: str) -> tuple[str, str]:
+    hello = _peer_hello(facts)
+    if facts.role == "server" and hello is not None:
+        offered = _versions(hello.offered_versions)
+        return UNSUPPORTED_PROTOCOL, (
+            f"the client offered only {offered}, which this server does not "
+            "accept"
         )
-        return NO_SHARED_GROUP, _prefixed(
-            text,
-            f"no key-exchange group in common; the client offered {offered}",
+    return UNSUPPORTED_PROTOCOL, (
+        "the peer chose a version this side does not accept"
+    )
+
+
+def _no_shared_cipher(facts: Facts, text: str) -> tuple[str, str]:
+    return NO_SHARED_CIPHER, (
+        "this server shares no cipher suite with the client, so it refused "
+        "the handshake"
+    )
+
+
+def _no_shared_group(facts: Facts, text: str) -> tuple[str, str]:
+    hello = _peer_hello(facts)
+    offered = "unknown"
+    if hello is not None:
+        offered = ", ".join(tlswire.group_name(g) for g in hello.groups)
+    return NO_SHARED_GROUP, (
+        f"no key-exchange group in common; the client offered {offered}"
+    )
+
+
+def _no_signature_algorithm(facts: Facts, text: str) -> tuple[str, str]:
+    hello = _peer_hello(facts)
+    extra = ""
+    if hello is not None and not hello.has_signature_algorithms:
+        extra = (
+            "; the client sent no signature_algorithms extension, which "
+            "leaves only SHA-1"
         )
-    if reason in (
-        R_NO_SUITABLE_SIGNATURE_ALGORITHM,
-        R_NO_SHARED_SIGNATURE_ALGORITHMS,
-    ):
-        hello = _peer_hello(facts)
-        extra = ""
-        if hello is not None and not hello.has_signature_algorithms:
-            extra = "; the client sent no signature_algorithms extension, which leaves only SHA-1"
-        return NO_SIGNATURE_ALGORITHM, _prefixed(
-            text, f"no signature algorithm in common{extra}"
-        )
-    if reason == R_DH_KEY_TOO_SMALL:
-        return DH_KEY_TOO_SMALL, _prefixed(
-            text,
-            "the server's Diffie-Hellman key is smaller than this side's security level allows",
-        )
-    if reason == R_UNSAFE_LEGACY_RENEGOTIATION:
-        return UNSAFE_RENEGOTIATION, _prefixed(
-            text, "the peer does not support secure renegotiation (RFC 5746)"
-        )
-    if reason in (R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC, R_DECRYPTION_FAILED):
-        if (
-            facts.current_pid
-            and facts.handshake_pid
-            and facts.current_pid != facts.handshake_pid
-        ):
-            return FORKED_CONNECTION, _prefixed(text, _forked(facts))
-        return BAD_RECORD_MAC, _prefixed(
-            text, "a record failed its integrity check"
-        )
-    if reason in (R_EE_KEY_TOO_SMALL, R_CA_KEY_TOO_SMALL, R_CA_MD_TOO_WEAK):
-        return OWN_CERTIFICATE_PROBLEM, _prefixed(
-            text,
-            facts.own_certificate_problem
-            or "this side's certificate is too weak for its security level",
-        )
-    if reason in (
-        R_UNEXPECTED_MESSAGE,
-        R_UNEXPECTED_RECORD,
-        R_LENGTH_MISMATCH,
-    ):
-        return BAD_RECORD, _prefixed(
-            text,
-            f"the {_sent_by_peer(facts)} sent a message out of order or malformed",
-        )
-    return OPENSSL_ERROR, text
+    return NO_SIGNATURE_ALGORITHM, f"no signature algorithm in common{extra}"
+
+
+def _dh_key_too_small(facts: Facts, text: str) -> tuple[str, str]:
+    return DH_KEY_TOO_SMALL, (
+        "the server's Diffie-Hellman key is smaller than this side's "
+        "security level allows"
+    )
+
+
+def _unsafe_renegotiation(facts: Facts, text: str) -> tuple[str, str]:
+    return UNSAFE_RENEGOTIATION, (
+        "the peer does not support secure renegotiation (RFC 5746)"
+    )
+
+
+def _bad_record_mac(facts: Facts, text: str) -> tuple[str, str]:
+    if _forked_process(facts):
+        return FORKED_CONNECTION, _forked(facts)
+    return BAD_RECORD_MAC, "a record failed its integrity check"
+
+
+def _own_certificate(facts: Facts, text: str) -> tuple[str, str]:
+    return OWN_CERTIFICATE_PROBLEM, (
+        facts.own_certificate_problem
+        or "this side's certificate is too weak for its security level"
+    )
+
+
+def _out_of_order(facts: Facts, text: str) -> tuple[str, str]:
+    return BAD_RECORD, (
+        f"the {_sent_by_peer(facts)} sent a message out of order or malformed"
+    )
+
+
+_REASON_RULES: dict[int, Rule] = {
+    R_CERTIFICATE_VERIFY_FAILED: _verify_failed,
+    R_UNSUPPORTED_PROTOCOL: _unsupported_protocol,
+    R_NO_SHARED_CIPHER: _no_shared_cipher,
+    R_NO_SUITABLE_KEY_SHARE: _no_shared_group,
+    R_NO_SHARED_GROUPS: _no_shared_group,
+    R_NO_SUITABLE_SIGNATURE_ALGORITHM: _no_signature_algorithm,
+    R_NO_SHARED_SIGNATURE_ALGORITHMS: _no_signature_algorithm,
+    R_DH_KEY_TOO_SMALL: _dh_key_too_small,
+    R_UNSAFE_LEGACY_RENEGOTIATION: _unsafe_renegotiation,
+    R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC: _bad_record_mac,
+    R_DECRYPTION_FAILED: _bad_record_mac,
+    R_EE_KEY_TOO_SMALL: _own_certificate,
+    R_CA_KEY_TOO_SMALL: _own_certificate,
+    R_CA_MD_TOO_WEAK: _own_certificate,
+    R_UNEXPECTED_MESSAGE: _out_of_order,
+    R_UNEXPECTED_RECORD: _out_of_order,
+    R_LENGTH_MISMATCH: _out_of_order,
+}
 
 
 def _is_python_error(exception: BaseException) -> bool:
