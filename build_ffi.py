@@ -97,6 +97,7 @@ const char *SSL_alert_desc_string_long(int value);
 long SSL_get_negotiated_group(SSL *ssl);
 const char *SSL_group_to_name(SSL *ssl, int id);
 const char *icsssl_get0_group_name(SSL *ssl);
+void icsssl_silence_info_callback(SSL *ssl);
 int SSL_get_peer_signature_type_nid(const SSL *ssl, int *pnid);
 long SSL_get_peer_signature_nid(SSL *ssl, int *pnid);
 const char *OBJ_nid2sn(int n);
@@ -127,6 +128,20 @@ static const char *icsssl_get0_group_name(SSL *ssl)
     return NULL;
 }
 #endif
+
+/* An info callback that does nothing: set on a connection, it hides the
+ * connection from its context's info callback. */
+static void icsssl_ignore_info(const SSL *ssl, int where, int value)
+{
+    (void)ssl;
+    (void)where;
+    (void)value;
+}
+
+static void icsssl_silence_info_callback(SSL *ssl)
+{
+    SSL_set_info_callback(ssl, icsssl_ignore_info);
+}
 
 /* OpenSSL 3 packs no function code; ERR_GET_FUNC is gone or always 0. */
 static int icsssl_err_get_func(unsigned long e)

@@ -93,6 +93,31 @@ def _strict_problems(
     return tuple(problems)
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def unparsable(error: BaseException) -> PeerCertificate:
+    """Return a placeholder for a certificate OpenSSL accepted but
+    cryptography cannot read (a negative serial, an unknown version)."""
+    return PeerCertificate(
+        subject=f"(unreadable certificate: {type(error).__name__}: {error})",
+        issuer="",
+        not_before=_EPOCH,
+        not_after=_EPOCH,
+    )
+
+
+def describe_any(certificate: Any) -> PeerCertificate:
+    """Describe a pyOpenSSL ``X509`` or a cryptography certificate; never
+    raises, returning :func:`unparsable`'s placeholder instead."""
+    try:
+        converted = getattr(certificate, "to_cryptography", None)
+        value = converted() if converted is not None else certificate
+        return describe(value)
+    except Exception as error:  # noqa: BLE001 - any parse failure
+        return unparsable(error)
+
+
 def describe(certificate: x509.Certificate) -> PeerCertificate:
     """Return the facts a diagnosis uses about *certificate*."""
     alternative = _extension(

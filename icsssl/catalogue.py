@@ -300,7 +300,7 @@ UNKNOWN_PROTOCOL = register(
 )
 CLOSED_UNEXPECTEDLY = register(
     "ICSSSL_CLOSED_UNEXPECTEDLY",
-    "The connection closed during the handshake with no more detail.",
+    "The peer sent close_notify during the handshake.",
     "Check the peer's log.",
 )
 PYTHON_EXCEPTION = register(

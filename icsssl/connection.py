@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import ipaddress
 import logging
 import os
@@ -169,10 +170,59 @@ def _is_late_rejection(
             in _LATE_REJECTION_REASONS
         ):
             return True
-    closed = isinstance(exception, _SSL.SysCallError) or any(
-        messages.is_unexpected_eof(code) for code in codes
+    closed_by_peer = any(messages.is_unexpected_eof(code) for code in codes)
+    if isinstance(exception, _SSL.SysCallError) and exception.args:
+        # -1 is pyOpenSSL's unexpected EOF; an errno such as EBADF means
+        # this side closed its own socket.
+        closed_by_peer = closed_by_peer or exception.args[0] in (
+            -1,
+            errno.ECONNRESET,
+            errno.EPIPE,
+        )
+    return closed_by_peer and _pyopenssl.has_own_certificate(connection)
+
+
+def _ignore_info(connection: Any, where: int, value: int) -> None:
+    pass
+
+
+def _silence_info_callback(connection: _SSL.Connection) -> bool:
+    """Give *connection* an info callback that does nothing, so the
+    context's callback does not see it.  Return whether that worked."""
+    set_info_callback = getattr(connection, "set_info_callback", None)
+    if set_info_callback is not None:
+        set_info_callback(_ignore_info)
+        return True
+    if _pyopenssl.SHARED:
+        lib.icsssl_silence_info_callback(
+            _pyopenssl.shared_ssl_pointer(connection)
+        )
+        return True
+    return False
+
+
+def _readable_without_error(sock: Any, wait: bool) -> bool:
+    """Return whether *sock* has bytes to peek at and no pending error.
+
+    A recv() would report a pending error such as ECONNRESET, and Linux
+    reports it only once, so OpenSSL would then see a plain EOF; poll()
+    shows the error without clearing it.  With *wait*, block until the
+    socket is readable or failed, as OpenSSL's own read would.
+    """
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+    try:
+        events = poller.poll(None if wait else 0)
+    except (OSError, ValueError):
+        return False
+    if not events:
+        return False
+    mask = events[0][1]
+    return bool(mask & select.POLLIN) and not mask & (
+        select.POLLERR | select.POLLNVAL
     )
-    return closed and _pyopenssl.has_own_certificate(connection)
 
 
 def _kernel_timeout(sock: Any, option: int) -> Optional[float]:
@@ -285,13 +335,11 @@ def _details(
     details["alpn"] = connection.get_alpn_proto_negotiated().decode(
         "ascii", "replace"
     )
-    try:
-        certificate = connection.get_peer_certificate(as_cryptography=True)
-    except TypeError:
-        legacy = connection.get_peer_certificate()
-        certificate = None if legacy is None else legacy.to_cryptography()
+    # pyOpenSSL's own X509, converted by describe_any: it may fail to
+    # parse a certificate OpenSSL accepted.
+    certificate = connection.get_peer_certificate()
     if certificate is not None:
-        leaf = _certinfo.describe(certificate)
+        leaf = _certinfo.describe_any(certificate)
         details["peer_subject"] = leaf.subject
         details["peer_issuer"] = leaf.issuer
         details["peer_not_before"] = leaf.not_before.isoformat()
@@ -450,13 +498,12 @@ class Connection(_SSL.Connection):
         sock = _pyopenssl.socket_of(self)
         if sock is None:
             return
-        flags = _socket.MSG_PEEK
-        if not wait:
-            flags |= _socket.MSG_DONTWAIT
-        try:
-            data = sock.recv(MAX_CAPTURED_BYTES, flags)
-        except (BlockingIOError, InterruptedError, _socket.timeout):
+        if not _readable_without_error(sock, wait):
             return
+        try:
+            data = sock.recv(
+                MAX_CAPTURED_BYTES, _socket.MSG_PEEK | _socket.MSG_DONTWAIT
+            )
         except OSError:
             return
         self._ics_received = data
@@ -611,6 +658,10 @@ class Connection(_SSL.Connection):
         it has the size of the one sent, give or take random padding.
         """
         twin = _SSL.Connection(self.get_context(), None)
+        if not _silence_info_callback(twin):
+            # NOTE: without a way to mute the context's info callback the
+            # application would see this connection, so none is built.
+            return b""
         twin.set_connect_state()
         if self._ics_server_name:
             twin.set_tlsext_host_name(self._ics_server_name.encode("ascii"))
@@ -629,12 +680,9 @@ class Connection(_SSL.Connection):
             chain = self.get_peer_cert_chain()
         except _SSL.Error:
             return ()
-        described = []
-        for certificate in chain or ():
-            converted = getattr(certificate, "to_cryptography", None)
-            value = converted() if converted is not None else certificate
-            described.append(_certinfo.describe(value))
-        return tuple(described)
+        return tuple(
+            _certinfo.describe_any(certificate) for certificate in chain or ()
+        )
 
     def _peer_host(self) -> str:
         sock = _pyopenssl.socket_of(self)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import re
 from typing import Callable, Optional, Sequence
 
@@ -84,7 +85,9 @@ R_NO_SUITABLE_KEY_SHARE = 101
 R_BAD_PACKET_LENGTH = 115
 R_NO_SUITABLE_SIGNATURE_ALGORITHM = 118
 R_CERTIFICATE_VERIFY_FAILED = 134
+R_DATA_LENGTH_TOO_LONG = 146
 R_DECRYPTION_FAILED = 147
+R_ENCRYPTED_LENGTH_TOO_LONG = 150
 R_HTTPS_PROXY_REQUEST = 155
 R_HTTP_REQUEST = 156
 R_LENGTH_MISMATCH = 159
@@ -311,7 +314,8 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
 
 
 _HTTP_STATUS_TAIL = re.compile(rb"^\d\.\d \d{3}[ \r\n]")
-_SSH_TAIL = re.compile(rb"^\d\.\d+-")
+# "SSH-2" is the five bytes OpenSSL took, so the tail starts at ".0-".
+_SSH_TAIL = re.compile(rb"^\.\d+-")
 
 # Words a plain-text greeting line usually carries, checked in this order.
 _GREETING_WORDS = (
@@ -326,6 +330,8 @@ _GREETING_WORDS = (
 def _recognise_tail(tail: bytes) -> tuple[str, str]:
     """Name what a non-TLS peer sent from its bytes after the first five,
     which OpenSSL consumed as a record header before rejecting it."""
+    # NOTE: a greeting whose telling word lies in those five bytes, such
+    # as POP3's "+OK Dovecot ready.", is reported as ICSSSL_NOT_TLS.
     shown = f'"...{tlswire.first_line(tail)}"'
     if _HTTP_STATUS_TAIL.match(tail):
         return PLAIN_HTTP_SERVER, (
@@ -333,7 +339,7 @@ def _recognise_tail(tail: bytes) -> tuple[str, str]:
         )
     if _SSH_TAIL.match(tail):
         return SSH_SERVER, (
-            f'the server sent an SSH banner ("SSH-{tlswire.first_line(tail)}")'
+            f'the server sent an SSH banner ("SSH-2{tlswire.first_line(tail)}")'
         )
     if b"<html" in tail[:256].lower() or tail.lower().startswith(b"type html"):
         return PLAIN_HTTP_SERVER, (
@@ -533,9 +539,22 @@ _CERTIFICATE_ALERTS = {
 def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
     peer = _sent_by_peer(facts)
     named = f"the {peer} sent alert {alert} ({_alert_name(alert)})"
+    if (
+        alert == 40
+        and facts.role == "client"
+        and not facts.sent_client_certificate
+        and tlswire.HANDSHAKE_CERTIFICATE_REQUEST
+        in tlswire.handshake_types(facts.received)
+    ):
+        # Before TLS 1.3 a server that asked for a certificate (its
+        # CertificateRequest is in plaintext) and got none sends alert 40.
+        return PEER_CERTIFICATE_REQUIRED, (
+            f"{named}: it asked for a client certificate and this side "
+            "sent none"
+        )
     if alert in _CERTIFICATE_ALERTS:
         kind = _CERTIFICATE_ALERTS[alert]
-        if alert == 116 or (alert == 40 and not facts.sent_client_certificate):
+        if alert == 116:
             return (
                 PEER_CERTIFICATE_REQUIRED,
                 f"{named}: it requires a client certificate and this side sent none",
@@ -645,7 +664,12 @@ def _offered_only_legacy(facts: Facts) -> bool:
 def _closed(facts: Facts) -> tuple[str, str]:
     """Return (kind, detail) for a connection that ended without an
     OpenSSL error other than unexpected EOF."""
-    reset = facts.errno in (104, 32)  # ECONNRESET, EPIPE
+    reset = facts.errno in (errno.ECONNRESET, errno.EPIPE)
+    if _is_close_notify(facts.exception):
+        return CLOSED_UNEXPECTEDLY, (
+            f"the {_sent_by_peer(facts)} sent close_notify during the "
+            "handshake"
+        )
     if facts.role == "server":
         hello = _peer_hello(facts)
         if facts.received_any and hello is not None and not hello.complete:
@@ -852,6 +876,8 @@ def _plain_request(facts: Facts, reason: int) -> Optional[tuple[str, str]]:
 
 _RECORD_REASONS = frozenset(
     {
+        R_DATA_LENGTH_TOO_LONG,
+        R_ENCRYPTED_LENGTH_TOO_LONG,
         R_WRONG_VERSION_NUMBER,
         R_UNKNOWN_PROTOCOL,
         R_PACKET_LENGTH_TOO_LONG,
@@ -991,6 +1017,12 @@ _REASON_RULES: dict[int, Rule] = {
     R_UNEXPECTED_RECORD: _out_of_order,
     R_LENGTH_MISMATCH: _out_of_order,
 }
+
+
+def _is_close_notify(exception: Optional[BaseException]) -> bool:
+    from OpenSSL import SSL as _SSL
+
+    return isinstance(exception, _SSL.ZeroReturnError)
 
 
 def _is_python_error(exception: BaseException) -> bool:

@@ -415,8 +415,7 @@ def _check_library_text(
     name3, _ = _openssl3_library_name(code)
     if name3.lower() != expected:
         openssl3.append(
-            f"the error string's library {library_text!r} is not its "
-            f"{name3!r}"
+            f"the error string's library {library_text!r} is not its {name3!r}"
         )
 
 

@@ -16,6 +16,7 @@ RECORD_HANDSHAKE = 22
 RECORD_ALERT = 21
 HANDSHAKE_CLIENT_HELLO = 1
 HANDSHAKE_SERVER_HELLO = 2
+HANDSHAKE_CERTIFICATE_REQUEST = 13
 
 EXT_SERVER_NAME = 0
 EXT_SUPPORTED_GROUPS = 10
@@ -140,6 +141,21 @@ def handshake_messages(data: bytes) -> bytes:
         if available < length:
             break
     return body
+
+
+def handshake_types(data: bytes) -> tuple[int, ...]:
+    """Return the types of the plaintext handshake messages at the start of
+    *data*, in order, stopping where the bytes run out."""
+    if not is_tls_record(data):
+        return ()
+    messages = handshake_messages(data)
+    found = []
+    offset = 0
+    while offset + 4 <= len(messages):
+        found.append(messages[offset])
+        length = int.from_bytes(messages[offset + 1 : offset + 4], "big")
+        offset += 4 + length
+    return tuple(found)
 
 
 def parse_client_hello(data: bytes) -> ClientHello | None:
