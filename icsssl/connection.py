@@ -68,6 +68,9 @@ _NOT_FAILURES = (
 #: How many bytes of each direction's start are kept for the diagnosis.
 MAX_CAPTURED_BYTES = 4096
 
+#: How many looks at the peer's unread bytes one handshake keeps.
+MAX_WINDOWS = 8
+
 diagnosis.set_error_formatter(_pyopenssl.error_string)
 
 
@@ -461,6 +464,7 @@ class Connection(_SSL.Connection):
         self._ics_received = b""
         self._ics_received_any = False
         self._ics_received_tail = b""
+        self._ics_windows: list[bytes] = []
         self._ics_sent = b""
         self._ics_after_handshake = False
         self._ics_state = ""
@@ -491,9 +495,13 @@ class Connection(_SSL.Connection):
         return data
 
     def _peek_socket(self, wait: bool) -> None:
-        """Keep the peer's first bytes, read from the socket without
-        taking them from OpenSSL."""
-        if self._ics_received:
+        """Keep the bytes the peer sent that OpenSSL has not read yet,
+        read from the socket without taking them from OpenSSL.
+
+        The first window is the peer's first bytes; later windows start
+        where OpenSSL stopped reading, usually at a record boundary.
+        """
+        if len(self._ics_windows) >= MAX_WINDOWS:
             return
         sock = _pyopenssl.socket_of(self)
         if sock is None:
@@ -506,8 +514,14 @@ class Connection(_SSL.Connection):
             )
         except OSError:
             return
-        self._ics_received = data
-        self._ics_received_any = self._ics_received_any or bool(data)
+        if not data:
+            return
+        if not self._ics_received:
+            self._ics_received = data
+        elif self._ics_windows and self._ics_windows[-1] == data:
+            return  # OpenSSL has read nothing since the last look.
+        self._ics_windows.append(data)
+        self._ics_received_any = True
 
     def _peek_unread_tail(self) -> None:
         """Keep what the peer sent after the record header OpenSSL read,
@@ -580,6 +594,12 @@ class Connection(_SSL.Connection):
             errno=error_number,
             received=self._ics_received,
             received_tail=self._ics_received_tail,
+            received_windows=tuple(self._ics_windows),
+            certificate_authorities_requested=(
+                len(self.get_client_ca_list())
+                if self._ics_role == "client"
+                else 0
+            ),
             received_any=self._ics_received_any,
             sent=sent,
             client_hello_size=_client_hello_size(sent),
@@ -807,13 +827,14 @@ class Connection(_SSL.Connection):
         still blocks until the handshake ends.
         """
         sock = _pyopenssl.socket_of(self)
-        if self._ics_finished or sock is None or self._ics_received:
+        if self._ics_finished or sock is None:
             return super().do_handshake()
         if sock.gettimeout() is not None or self._ics_role != "client":
             # Non-blocking: look at what has arrived.  Blocking server:
-            # the client speaks first, so waiting for it is what OpenSSL
-            # would do anyway.
-            self._peek_socket(wait=sock.gettimeout() is None)
+            # the client speaks first, so waiting for its first bytes is
+            # what OpenSSL would do anyway.
+            first = sock.gettimeout() is None and not self._ics_received
+            self._peek_socket(wait=first)
             return super().do_handshake()
         # A kernel timeout (SO_RCVTIMEO, SO_SNDTIMEO) still ends the wait
         # with WantReadError or WantWriteError, as it would in pyOpenSSL.

@@ -212,6 +212,8 @@ class Facts:
     errno: int = 0
     received: bytes = b""
     received_tail: bytes = b""
+    received_windows: tuple[bytes, ...] = ()
+    certificate_authorities_requested: int = 0
     received_any: bool = False
     sent: bytes = b""
     client_hello_size: int = 0
@@ -536,6 +538,15 @@ _CERTIFICATE_ALERTS = {
 }
 
 
+def _peer_sent(facts: Facts, message_type: int) -> bool:
+    """Return whether a plaintext handshake message of *message_type* is
+    in what the peer sent, as far as it was seen."""
+    windows = (facts.received,) + facts.received_windows
+    return any(
+        message_type in tlswire.handshake_types(window) for window in windows
+    )
+
+
 def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
     peer = _sent_by_peer(facts)
     named = f"the {peer} sent alert {alert} ({_alert_name(alert)})"
@@ -543,11 +554,14 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
         alert == 40
         and facts.role == "client"
         and not facts.sent_client_certificate
-        and tlswire.HANDSHAKE_CERTIFICATE_REQUEST
-        in tlswire.handshake_types(facts.received)
+        and (
+            facts.certificate_authorities_requested > 0
+            or _peer_sent(facts, tlswire.HANDSHAKE_CERTIFICATE_REQUEST)
+        )
     ):
-        # Before TLS 1.3 a server that asked for a certificate (its
-        # CertificateRequest is in plaintext) and got none sends alert 40.
+        # Before TLS 1.3 a server that asked for a certificate and got none
+        # sends alert 40.  The request shows as the CA names it listed, or
+        # as its plaintext CertificateRequest in the bytes seen.
         return PEER_CERTIFICATE_REQUIRED, (
             f"{named}: it asked for a client certificate and this side "
             "sent none"

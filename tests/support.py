@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -592,3 +593,16 @@ def s_client_output(process: subprocess.Popen) -> str:
     process.wait(timeout=IO_TIMEOUT)
     with open(process.log_path, "rb") as handle:  # type: ignore[attr-defined]
         return handle.read().decode("utf-8", "replace")
+
+
+def record_kind(kind: str, message: str) -> None:
+    """Append the running test, *kind* and *message* to the file named by
+    ``ICSSSL_RECORD_KINDS``, if set; tools/gen_messages_doc.py reads it to
+    show a real message for each kind."""
+    path = os.environ.get("ICSSSL_RECORD_KINDS")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    with open(path, "a", encoding="utf-8") as handle:
+        entry = {"test": test, "kind": kind, "message": message}
+        handle.write(json.dumps(entry) + "\n")

@@ -225,6 +225,7 @@ def check_report(connection: Any, kind: str, *details: str) -> None:
     assert message.startswith(report.ics_message)
     for detail in details:
         assert detail in message
+    support.record_kind(kind, message)
 
 
 def check_reason(connection: Any, reason: int) -> None:
