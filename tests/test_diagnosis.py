@@ -1904,6 +1904,7 @@ def test_forked_connection(pki, version):
 
 #: The tests above that produce each kind with a real peer.
 KIND_TESTS = {
+    diagnosis.CLOSED_UNEXPECTEDLY: ["test_close_notify_during_handshake"],
     diagnosis.OK: ["test_strict_store_accepts_good_chain"],
     diagnosis.HTTP_REQUEST: ["test_http_request"],
     diagnosis.HTTPS_PROXY_REQUEST: ["test_https_proxy_request"],
@@ -2025,7 +2026,6 @@ KINDS_NOT_PRODUCED = {
         "OpenSSL 3.0 and later never queue reason 252 (unknown protocol); "
         "only OpenSSL 1.x and LibreSSL do"
     ),
-    diagnosis.CLOSED_UNEXPECTEDLY: "no rule of icsssl.diagnosis returns it",
     diagnosis.OPENSSL_ERROR: (
         "the fallback for codes no rule names; every failure produced here "
         "has a rule"
@@ -2055,3 +2055,18 @@ def test_every_kind_has_a_test():
     for kind, names in KIND_TESTS.items():
         for name in names:
             assert callable(globals().get(name)), f"{kind}: {name} missing"
+
+
+@pytest.mark.parametrize("mode", SOCKET_MODES)
+def test_close_notify_during_handshake(mode):
+    # A plaintext warning alert 0 (close_notify) answers the ClientHello.
+    close_notify = bytes([RECORD_ALERT, 3, 3, 0, 2, 1, 0])
+    with RawServer(reply_handler(close_notify)) as server:
+        outcome = connect_client(
+            client_context(verify=False), server.port, mode=mode
+        )
+    assert isinstance(outcome.error, SSL.ZeroReturnError)
+    assert outcome.connection.ErrCode == 1
+    check_report(
+        outcome.connection, diagnosis.CLOSED_UNEXPECTEDLY, "close_notify"
+    )
