@@ -55,7 +55,8 @@ RECORDING_TESTS = ["tests/test_diagnosis.py", "tests/test_context.py"]
 def _tests_by_kind() -> dict[str, list[str]]:
     constants = {
         name: value
-        for name, value in vars(diagnosis).items()
+        for module in (diagnosis, _context)
+        for name, value in vars(module).items()
         if isinstance(value, str) and value in diagnosis.CATALOGUE
     }
     found: dict[str, list[str]] = {}
