@@ -187,6 +187,7 @@ class CertificateFactory:
         key_usage: bool | None = None,
         authority_key_id: bool = True,
         extended_key_usage: Sequence[x509.ObjectIdentifier] | None = None,
+        basic_constraints_critical: bool = True,
     ) -> Issued:
         """Issue a certificate signed by *issuer* (self-signed if None).
 
@@ -215,7 +216,7 @@ class CertificateFactory:
                 x509.BasicConstraints(
                     ca=ca, path_length=path_length if ca else None
                 ),
-                critical=True,
+                critical=basic_constraints_critical,
             )
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()),

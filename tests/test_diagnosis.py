@@ -109,6 +109,7 @@ X509_V_ERR_EE_KEY_TOO_SMALL = 66
 X509_V_ERR_CA_KEY_TOO_SMALL = 67
 X509_V_ERR_CA_MD_TOO_WEAK = 68
 X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER = 85
+X509_V_ERR_CA_BCONS_NOT_CRITICAL = 89
 X509_V_ERR_CA_CERT_MISSING_KEY_USAGE = 92
 
 # TLS alerts: number and RFC 8446 (or RFC 7507, RFC 7301) name.
@@ -1015,6 +1016,32 @@ def test_cert_strict_ca_without_key_usage(pki):
         diagnosis.CERT_STRICT_CHECK,
         f"depth 1, {issuer.subject}",
         "keyUsage",
+    )
+
+
+def test_cert_strict_ca_constraints_not_critical(pki):
+    # RFC 5280 wants a CA's basicConstraints critical.  OpenSSL 3.0 checks
+    # it under X509_V_FLAG_X509_STRICT (verify 89); 4.0 no longer does.
+    issuer = pki.factory.issue(
+        "Diag Soft-Constraints CA",
+        pki.root,
+        ca=True,
+        basic_constraints_critical=False,
+    )
+    leaf = pki.factory.issue("strict-bc.example", issuer)
+    client, _ = _verify_server(
+        pki, leaf, (issuer,), trusted=(pki.root,), strict=True
+    )
+    if PYOPENSSL_OPENSSL >= 0x40000000:
+        assert client.connection.ErrCode == 0
+        assert client.connection.handshake_report.kind == diagnosis.OK
+        return
+    check_verify_result(client.connection, X509_V_ERR_CA_BCONS_NOT_CRITICAL)
+    check_report(
+        client.connection,
+        diagnosis.CERT_STRICT_CHECK,
+        f"depth 1, {issuer.subject}",
+        "basicConstraints",
     )
 
 
