@@ -462,6 +462,7 @@ def main() -> int:
         default=120,
         help="a worker silent this long is reported as hung (default 120)",
     )
+
     arguments = parser.parse_args()
     if arguments.iterations < 1 or arguments.workers < 1:
         parser.error("--iterations and --workers must be at least 1")

@@ -31,9 +31,7 @@ from icsssl.ciphers import (
     cipher_description,
     parse_description,
 )
-from icsssl.connection import Connection, HandshakeReport
-from icsssl.context import CertificateLoadError, Context
-from icsssl.diagnosis import CATALOGUE
+from icsssl.connection import Connection
 from icsssl.errors import (
     ERR_GET_FUNC,
     ERR_GET_LIB,
@@ -66,13 +64,27 @@ lib.OPENSSL_init_ssl(
 )
 
 
-def __getattr__(name: str) -> object:
-    # The 1.x code tables are large, so they load on first use.
-    if name in ("decode_code", "DecodedError"):
-        from icsssl import legacy
+# Names loaded on first use, to keep "import icsssl" close to the cost of
+# "import OpenSSL.SSL": the 1.x code tables are large, and the report,
+# diagnosis and Context modules are needed only once a handshake ends or
+# a certificate file is loaded.
+_LAZY = {
+    "decode_code": "icsssl.legacy",
+    "DecodedError": "icsssl.legacy",
+    "HandshakeReport": "icsssl.report",
+    "CATALOGUE": "icsssl.catalogue",
+    "Context": "icsssl.context",
+    "CertificateLoadError": "icsssl.context",
+}
 
-        return getattr(legacy, name)
-    raise AttributeError(f"module 'icsssl' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'icsssl' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def openssl_version() -> str:

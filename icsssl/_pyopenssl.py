@@ -133,6 +133,36 @@ def take_errors() -> tuple[int, ...]:
     return codes
 
 
+def queue_is_empty() -> bool:
+    """Return whether pyOpenSSL's error queue is empty in this thread,
+    keeping ``ffi.errno`` for pyOpenSSL."""
+    saved_errno = peer_ffi.errno
+    empty: bool = peer_lib.ERR_peek_error() == 0
+    peer_ffi.errno = saved_errno
+    return empty
+
+
+def state_pointer(connection: _SSL.Connection) -> Any:
+    """Return ``SSL_state_string_long`` as a pointer to OpenSSL's static
+    text, to be decoded by :func:`decode_state` only when needed."""
+    saved_errno = peer_ffi.errno
+    pointer = peer_lib.SSL_state_string_long(connection._ssl)
+    peer_ffi.errno = saved_errno
+    return pointer
+
+
+def decode_state(pointer: Any) -> str:
+    """Return the text behind a :func:`state_pointer` result, or ""."""
+    if pointer is None:
+        return ""
+    return _text(pointer) or ""
+
+
+def protocol_version(connection: _SSL.Connection) -> int:
+    """Return the negotiated protocol as its number (0x0304 is TLS 1.3)."""
+    return int(peer_lib.SSL_version(connection._ssl))
+
+
 def ssl_error_kind(connection: _SSL.Connection, result: int) -> int:
     """Return ``SSL_get_error`` for *result*, keeping ``ffi.errno``."""
     saved_errno = peer_ffi.errno

@@ -8,10 +8,10 @@ Every pyOpenSSL call that can run the handshake (``do_handshake``,
 ``Connection._raise_ssl_error(ssl, result)``, which turns a failure into an
 exception and drains OpenSSL's error queue into strings.  While a handshake
 is pending, each connection shadows that method with an instance attribute
-(:meth:`Connection._watch_handshake`), which reads the packed codes first
-and then calls pyOpenSSL's method unchanged.  Once the handshake has
-succeeded or failed the attribute is deleted, so reads and writes after
-the handshake cost exactly what they cost in pyOpenSSL.
+(see :func:`_watch`), which reads the packed codes first and then calls
+pyOpenSSL's method unchanged.  Once the handshake has succeeded or failed
+the attribute is deleted, so reads and writes after the handshake cost
+exactly what they cost in pyOpenSSL.
 
 A positive result from any of those calls means the handshake completed:
 ``SSL_do_handshake`` returns 1 only then, and ``SSL_read``/``SSL_write``
@@ -23,133 +23,103 @@ What the diagnosis needs besides the codes
 While the handshake is pending, ``bio_write`` and ``bio_read`` of a
 memory-BIO connection are shadowed the same way to keep the first bytes
 each side sent, and ``do_handshake`` on a socket peeks (``MSG_PEEK``) at
-the peer's first bytes before OpenSSL reads them.  The costly facts (the
-peer's chain, a rebuilt ClientHello) are gathered only when the report is
-read.
+the peer's first bytes before OpenSSL reads them.  The rest of the facts
+are gathered when the report is first read (:mod:`icsssl._facts`).
+
+The shadows are small functions holding a weak reference to their
+connection, so a connection is freed as soon as it is dropped, as a plain
+pyOpenSSL one is, instead of waiting for the cyclic garbage collector.
 
 Exceptions to "nothing after the handshake": a TLS 1.3 client keeps the
-watch until it first reads application data, because the server's
-verdict on the client's certificate arrives after ``do_handshake``
-returned; and in a child process after ``fork()`` every finished
-connection is watched the same way, to name a record that fails its MAC
-because two processes share one TLS state.
+watch until it first reads application data (or for
+:data:`MAX_WATCHED_CALLS` calls), because the server's verdict on the
+client's certificate arrives after ``do_handshake`` returned; and in a
+child process after ``fork()`` every finished connection is watched the
+same way, to name a record that fails its MAC because two processes share
+one TLS state.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
+import copy
 import errno
-import ipaddress
-import logging
 import os
 import select
 import socket as _socket
 import struct
+import sys
 import weakref
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from OpenSSL import SSL as _SSL
 
-from icsssl import _certinfo, _pyopenssl, ciphers, diagnosis, messages
-from icsssl._openssl import ffi, lib
+from icsssl import _pyopenssl, messages
+
+if TYPE_CHECKING:
+    from icsssl.diagnosis import Facts
+    from icsssl.report import HandshakeReport
 
 HandshakeDoneCallback = Callable[["Connection", int], None]
-
-_log = logging.getLogger("icsssl")
-
-_NOT_FAILURES = (
-    _pyopenssl.SSL_ERROR_WANT_READ,
-    _pyopenssl.SSL_ERROR_WANT_WRITE,
-    _pyopenssl.SSL_ERROR_WANT_X509_LOOKUP,
-)
-
 
 #: How many bytes of each direction's start are kept for the diagnosis.
 MAX_CAPTURED_BYTES = 4096
 
-#: How many looks at the peer's unread bytes one handshake keeps.
-MAX_WINDOWS = 8
+#: How many calls of a TLS 1.3 client after its handshake are watched for
+#: a late rejection of its certificate, at most.  The server's verdict
+#: comes one round trip after the client's Finished.
+MAX_WATCHED_CALLS = 16
 
-diagnosis.set_error_formatter(_pyopenssl.error_string)
+_PARENT_RAISE = _SSL.Connection._raise_ssl_error
+_WOULD_BLOCK = (_SSL.WantReadError, _SSL.WantWriteError)
+_NOT_FAILURES = (*_WOULD_BLOCK, _SSL.WantX509LookupError)
+_TLS1_3_VERSION = 0x0304
 
 
-@dataclasses.dataclass(frozen=True)
-class _Failure:
+class _Failure(NamedTuple):
+    """What is kept when a handshake fails; the rest waits for the
+    report (:func:`icsssl._facts.build`)."""
+
     codes: tuple[int, ...]
     exception: BaseException
-    facts: diagnosis.Facts
+    errno: int
+    state: str
+    handshake_pid: int
+    current_pid: int
+    after_handshake: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class HandshakeReport:
-    """What a finished handshake negotiated, or why it failed.
+# The process id, kept up to date across fork() so that no handshake pays
+# a getpid() system call.
+_PID = os.getpid()
 
-    Field names follow Delphi ICS's ``TSslWSocket`` properties; see
-    :class:`Connection` for the ICS spelling of each.
+
+def _update_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+def _detached(exception: BaseException) -> BaseException:
+    """Return a copy of *exception* without its traceback.
+
+    The traceback's frames refer to the connection, so keeping the
+    original would make the connection part of a reference cycle.
     """
-
-    succeeded: bool
-    err_code: int
-    error: int
-    errors: tuple[int, ...]
-    message: str
-    kind: str = diagnosis.OK
-    ics_message: str = ""
-    version: str = ""
-    cipher: str = ""
-    cipher_description: str = ""
-    key_exchange: str = ""
-    authentication: str = ""
-    encryption: str = ""
-    mac: str = ""
-    secret_bits: int = 0
-    total_bits: int = 0
-    group: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the report as a dict of str, int and list values."""
-        report = dataclasses.asdict(self)
-        report["errors"] = list(self.errors)
-        return report
-
-
-def _group_name(connection: _SSL.Connection) -> str:
-    """Return the key-exchange group of a finished handshake, or ''."""
-    get_group_name = getattr(connection, "get_group_name", None)
-    if get_group_name is not None:
-        try:
-            return get_group_name() or ""
-        except NotImplementedError:
-            pass  # pyOpenSSL's OpenSSL is older than 3.2.
-    if not _pyopenssl.SHARED:
-        return ""
-    ssl = _pyopenssl.shared_ssl_pointer(connection)
-    if lib.ICSSSL_HAS_GET0_GROUP_NAME:
-        name = lib.icsssl_get0_group_name(ssl)
-    else:
-        group = lib.SSL_get_negotiated_group(ssl)
-        name = lib.SSL_group_to_name(ssl, group) if group else ffi.NULL
-    if name == ffi.NULL:
-        return ""
-    return str(ffi.string(name).decode("ascii"))
-
-
-def _describe_cipher(
-    connection: _SSL.Connection, name: str
-) -> ciphers.CipherDescription | None:
-    if _pyopenssl.SHARED:
-        ssl = _pyopenssl.shared_ssl_pointer(connection)
-        cipher = lib.SSL_get_current_cipher(ssl)
-        if cipher == ffi.NULL:
-            return None
-        return ciphers.describe_pointer(cipher)
     try:
-        return ciphers.cipher_description(name)
-    except KeyError:
-        # NOTE: pyOpenSSL's OpenSSL has a cipher the system one lacks, so
-        # the description fields stay empty.
-        return None
+        duplicate = copy.copy(exception)
+    except Exception:  # noqa: BLE001 - an exception type that cannot copy
+        return exception
+    duplicate.__traceback__ = None
+    duplicate.__context__ = None
+    duplicate.__cause__ = None
+    return duplicate
+
+
+def _errno_of(exception: BaseException) -> int:
+    if isinstance(exception, _SSL.SysCallError) and exception.args:
+        first = exception.args[0]
+        if isinstance(first, int) and first > 0:
+            return first
+    return 0
 
 
 # Alerts by which a server rejects a client's certificate, or its absence
@@ -157,6 +127,16 @@ def _describe_cipher(
 _LATE_REJECTION_REASONS = frozenset(
     1000 + alert for alert in (40, 42, 43, 44, 45, 46, 48, 49, 116)
 )
+# A record failing its integrity check here, or at the peer (alert 20).
+_BAD_MAC_REASONS = frozenset({281, 147, 1020})
+
+
+def _ssl_reasons(codes: tuple[int, ...]) -> set[int]:
+    return {
+        code & 0x7FFFFF
+        for code in codes
+        if not code & 0x80000000 and (code >> 23) & 0xFF == 20
+    }
 
 
 def _is_late_rejection(
@@ -166,13 +146,8 @@ def _is_late_rejection(
     is the server rejecting the handshake."""
     if isinstance(exception, _SSL.ZeroReturnError):
         return False  # a clean close_notify
-    for code in codes:
-        if (
-            diagnosis.errors.ERR_GET_LIB(code) == diagnosis.errors.ERR_LIB_SSL
-            and diagnosis.errors.ERR_GET_REASON(code)
-            in _LATE_REJECTION_REASONS
-        ):
-            return True
+    if _ssl_reasons(codes) & _LATE_REJECTION_REASONS:
+        return True
     closed_by_peer = any(messages.is_unexpected_eof(code) for code in codes)
     if isinstance(exception, _SSL.SysCallError) and exception.args:
         # -1 is pyOpenSSL's unexpected EOF; an errno such as EBADF means
@@ -183,25 +158,6 @@ def _is_late_rejection(
             errno.EPIPE,
         )
     return closed_by_peer and _pyopenssl.has_own_certificate(connection)
-
-
-def _ignore_info(connection: Any, where: int, value: int) -> None:
-    pass
-
-
-def _silence_info_callback(connection: _SSL.Connection) -> bool:
-    """Give *connection* an info callback that does nothing, so the
-    context's callback does not see it.  Return whether that worked."""
-    set_info_callback = getattr(connection, "set_info_callback", None)
-    if set_info_callback is not None:
-        set_info_callback(_ignore_info)
-        return True
-    if _pyopenssl.SHARED:
-        lib.icsssl_silence_info_callback(
-            _pyopenssl.shared_ssl_pointer(connection)
-        )
-        return True
-    return False
 
 
 def _readable_without_error(sock: Any, wait: bool) -> bool:
@@ -235,181 +191,33 @@ def _kernel_timeout(sock: Any, option: int) -> Optional[float]:
     seconds, microseconds = struct.unpack("ll", raw)
     if seconds == 0 and microseconds == 0:
         return None
-    return seconds + microseconds / 1e6
+    return float(seconds + microseconds / 1e6)
 
 
-def _is_bad_mac(codes: tuple[int, ...]) -> bool:
-    """Return whether *codes* say a record failed its integrity check,
-    here or at the peer (alert 20)."""
-    reasons = {
-        diagnosis.R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC,
-        diagnosis.R_DECRYPTION_FAILED,
-        diagnosis.R_ALERT_BASE + 20,
-    }
-    return any(
-        diagnosis.errors.ERR_GET_LIB(code) == diagnosis.errors.ERR_LIB_SSL
-        and diagnosis.errors.ERR_GET_REASON(code) in reasons
-        for code in codes
-    )
+def _watch(connection: Connection, method: Callable[..., Any]) -> Any:
+    """Return *method* bound to *connection* through a weak reference."""
+    reference = weakref.ref(connection)
+
+    def call(*args: Any) -> Any:
+        return method(reference(), *args)
+
+    return call
 
 
 # Connections whose handshake succeeded.  In a child process after fork()
 # each of them is watched until it reads data, so that a record failing
 # its MAC because parent and child share the TLS state is reported as such.
-_FINISHED: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+_FINISHED: weakref.WeakSet[Connection] = weakref.WeakSet()
 
 
-def _watch_in_child() -> None:
+def _after_fork_in_child() -> None:
+    _update_pid()
     for connection in list(_FINISHED):
         connection._watch_first_exchange(forked=True)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_watch_in_child)
-
-
-def _client_hello_size(sent: bytes) -> int:
-    from icsssl import tlswire
-
-    hello = tlswire.parse_client_hello(sent)
-    return hello.size if hello is not None else 0
-
-
-def _is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _peer_signature(connection: _SSL.Connection) -> str:
-    """Return the signature scheme the peer signed the handshake with."""
-    if not _pyopenssl.SHARED:
-        return (
-            "not available: pyOpenSSL runs on another OpenSSL instance than "
-            "icsssl's module"
-        )
-    ssl = _pyopenssl.shared_ssl_pointer(connection)
-    kind = ffi.new("int *")
-    digest = ffi.new("int *")
-    if lib.SSL_get_peer_signature_type_nid(ssl, kind) != 1:
-        return ""
-    name = lib.OBJ_nid2sn(kind[0])
-    text = "" if name == ffi.NULL else ffi.string(name).decode("ascii")
-    if lib.SSL_get_peer_signature_nid(ssl, digest) == 1 and digest[0]:
-        digest_name = lib.OBJ_nid2sn(digest[0])
-        if digest_name != ffi.NULL:
-            text += f" with {ffi.string(digest_name).decode('ascii')}"
-    return text
-
-
-def _details(
-    connection: _SSL.Connection, report: HandshakeReport
-) -> dict[str, Any]:
-    details = report.as_dict()
-    failure = getattr(connection, "_ics_failure", None)
-    if failure is not None:
-        facts = failure.facts
-        details["state"] = facts.state
-        details["verify_result"] = facts.verify_result
-        details["verify_text"] = facts.verify_text
-        details["server_name"] = facts.server_name
-        details["alpn_offered"] = [
-            p.decode("ascii", "replace") for p in facts.alpn_offered
-        ]
-        details["bytes_received"] = len(facts.received)
-        if facts.peer_chain:
-            leaf = facts.peer_chain[0]
-            details["peer_subject"] = leaf.subject
-            details["peer_issuer"] = leaf.issuer
-            details["peer_not_before"] = leaf.not_before.isoformat()
-            details["peer_not_after"] = leaf.not_after.isoformat()
-            details["peer_key"] = leaf.key_description
-        return details
-    details["state"] = _pyopenssl.state_string(connection)
-    details["verify_result"], details["verify_text"] = (
-        _pyopenssl.verify_result(connection)
-    )
-    server_name = connection.get_servername()
-    details["server_name"] = (
-        None if server_name is None else server_name.decode("ascii", "replace")
-    )
-    details["alpn"] = connection.get_alpn_proto_negotiated().decode(
-        "ascii", "replace"
-    )
-    # pyOpenSSL's own X509, converted by describe_any: it may fail to
-    # parse a certificate OpenSSL accepted.
-    certificate = connection.get_peer_certificate()
-    if certificate is not None:
-        leaf = _certinfo.describe_any(certificate)
-        details["peer_subject"] = leaf.subject
-        details["peer_issuer"] = leaf.issuer
-        details["peer_not_before"] = leaf.not_before.isoformat()
-        details["peer_not_after"] = leaf.not_after.isoformat()
-        details["peer_key"] = leaf.key_description
-    details["peer_signature"] = _peer_signature(connection)
-    return details
-
-
-def _success_report(connection: _SSL.Connection) -> HandshakeReport:
-    version = connection.get_protocol_version_name()
-    name = connection.get_cipher_name() or ""
-    secret_bits, total_bits = _pyopenssl.cipher_bits(connection)
-    group = _group_name(connection)
-    described = _describe_cipher(connection, name)
-    if described is None:
-        description = key_exchange = authentication = ""
-        encryption = mac = ""
-    else:
-        description = described.description
-        key_exchange = described.key_exchange
-        authentication = described.authentication
-        encryption = described.encryption
-        mac = described.mac
-    shown_exchange = key_exchange
-    if key_exchange in ("any", "") and group:
-        shown_exchange = group
-    message = messages.success_message(
-        version,
-        name,
-        shown_exchange or "unknown",
-        encryption or "unknown",
-        mac or "unknown",
-    )
-    return HandshakeReport(
-        succeeded=True,
-        err_code=0,
-        error=0,
-        errors=(),
-        message=message,
-        kind=diagnosis.OK,
-        ics_message=message,
-        version=version,
-        cipher=name,
-        cipher_description=description,
-        key_exchange=key_exchange,
-        authentication=authentication,
-        encryption=encryption,
-        mac=mac,
-        secret_bits=secret_bits,
-        total_bits=total_bits,
-        group=group,
-    )
-
-
-def _failure_report(failure: _Failure) -> HandshakeReport:
-    first = failure.codes[0] if failure.codes else 0
-    found = diagnosis.diagnose(failure.facts)
-    return HandshakeReport(
-        succeeded=False,
-        err_code=messages.failure_err_code(first),
-        error=first,
-        errors=failure.codes,
-        message=found.message,
-        kind=found.name,
-        ics_message=found.ics_message,
-    )
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Connection(_SSL.Connection):
@@ -443,65 +251,91 @@ class Connection(_SSL.Connection):
     ======================  ====================  =========================
     """
 
+    # Defaults as class attributes: a connection sets only what changes,
+    # which keeps the cost of creating one close to pyOpenSSL's.
+    _ics_callback: Optional[HandshakeDoneCallback] = None
+    _ics_role = ""
+    _ics_server_name: Optional[str] = None
+    _ics_verify_host: Optional[str] = None
+    _ics_alpn: tuple[bytes, ...] = ()
+    _ics_failure: Optional[_Failure] = None
+    _ics_facts: Optional[Facts] = None
+    _ics_finished = False
+    _ics_report: Optional[HandshakeReport] = None
+    _ics_pid = 0
+    _ics_received = b""
+    _ics_received_any = False
+    _ics_received_tail = b""
+    _ics_sent = b""
+    _ics_after_handshake = False
+    _ics_state: Any = None
+    _ics_watched_calls = 0
+
+    _PER_HANDSHAKE = (
+        "_ics_failure",
+        "_ics_facts",
+        "_ics_finished",
+        "_ics_report",
+        "_ics_pid",
+        "_ics_received",
+        "_ics_received_any",
+        "_ics_received_tail",
+        "_ics_sent",
+        "_ics_after_handshake",
+        "_ics_state",
+        "_ics_watched_calls",
+    )
+
     def __init__(
         self, context: _SSL.Context, socket: Any | None = None
     ) -> None:
         super().__init__(context, socket)
-        self._ics_callback: Optional[HandshakeDoneCallback] = None
-        self._ics_role = ""
-        self._ics_server_name: Optional[str] = None
-        self._ics_verify_host: Optional[str] = None
-        self._ics_alpn: tuple[bytes, ...] = ()
-        self._start_watching()
+        self._raise_ssl_error = _watch(self, Connection._watch_handshake)
+        if socket is None:
+            self.bio_write = _watch(self, Connection._capture_bio_write)
+            self.bio_read = _watch(self, Connection._capture_bio_read)
 
     # -- handshake tracking -------------------------------------------------
 
     def _start_watching(self) -> None:
-        self._ics_failure: Optional[_Failure] = None
-        self._ics_finished = False
-        self._ics_report: Optional[HandshakeReport] = None
-        self._ics_pid = 0
-        self._ics_received = b""
-        self._ics_received_any = False
-        self._ics_received_tail = b""
-        self._ics_windows: list[bytes] = []
-        self._ics_sent = b""
-        self._ics_after_handshake = False
-        self._ics_state = ""
-        # These shadow the class methods until the handshake ends; see the
-        # module docstring.
-        self._raise_ssl_error = self._watch_handshake
+        """Forget the last handshake's report and watch a new one."""
+        state = self.__dict__
+        for name in self._PER_HANDSHAKE:
+            state.pop(name, None)
+        self._stop_watching()
+        self._raise_ssl_error = _watch(self, Connection._watch_handshake)
         if _pyopenssl.socket_of(self) is None:
-            self.bio_write = self._capture_bio_write
-            self.bio_read = self._capture_bio_read
+            self.bio_write = _watch(self, Connection._capture_bio_write)
+            self.bio_read = _watch(self, Connection._capture_bio_read)
 
     def _stop_watching(self) -> None:
+        state = self.__dict__
         for name in ("_raise_ssl_error", "bio_write", "bio_read"):
-            self.__dict__.pop(name, None)
+            state.pop(name, None)
+        for name in ("recv", "recv_into", "read"):
+            state.pop(name, None)
 
     def _capture_bio_write(self, buf: Any) -> int:
-        if len(self._ics_received) < MAX_CAPTURED_BYTES:
-            data = bytes(buf)
-            self._ics_received += data[
-                : MAX_CAPTURED_BYTES - len(self._ics_received)
-            ]
-            self._ics_received_any = self._ics_received_any or bool(data)
-        return _SSL.Connection.bio_write(self, buf)
+        # The peer's first flight is enough; later writes go straight to
+        # pyOpenSSL.
+        data = bytes(buf)
+        if data:
+            self._ics_received = data[:MAX_CAPTURED_BYTES]
+            self._ics_received_any = True
+            self.__dict__.pop("bio_write", None)
+        return _SSL.Connection.bio_write(self, data)
 
     def _capture_bio_read(self, bufsiz: int) -> bytes:
         data = _SSL.Connection.bio_read(self, bufsiz)
-        if len(self._ics_sent) < MAX_CAPTURED_BYTES:
-            self._ics_sent += data[: MAX_CAPTURED_BYTES - len(self._ics_sent)]
+        if data:
+            self._ics_sent = data[:MAX_CAPTURED_BYTES]
+            self.__dict__.pop("bio_read", None)
         return data
 
     def _peek_socket(self, wait: bool) -> None:
-        """Keep the bytes the peer sent that OpenSSL has not read yet,
-        read from the socket without taking them from OpenSSL.
-
-        The first window is the peer's first bytes; later windows start
-        where OpenSSL stopped reading, usually at a record boundary.
-        """
-        if len(self._ics_windows) >= MAX_WINDOWS:
+        """Keep the peer's first bytes, read from the socket without
+        taking them from OpenSSL."""
+        if self._ics_received:
             return
         sock = _pyopenssl.socket_of(self)
         if sock is None:
@@ -514,14 +348,9 @@ class Connection(_SSL.Connection):
             )
         except OSError:
             return
-        if not data:
-            return
-        if not self._ics_received:
+        if data:
             self._ics_received = data
-        elif self._ics_windows and self._ics_windows[-1] == data:
-            return  # OpenSSL has read nothing since the last look.
-        self._ics_windows.append(data)
-        self._ics_received_any = True
+            self._ics_received_any = True
 
     def _peek_unread_tail(self) -> None:
         """Keep what the peer sent after the record header OpenSSL read,
@@ -531,7 +360,7 @@ class Connection(_SSL.Connection):
         rejected header the rest of the peer's bytes are still unread.
         """
         sock = _pyopenssl.socket_of(self)
-        if sock is None:
+        if sock is None or not _readable_without_error(sock, wait=False):
             return
         try:
             tail = sock.recv(
@@ -544,191 +373,102 @@ class Connection(_SSL.Connection):
             self._ics_received_any = True
 
     def _watch_handshake(self, ssl: Any, result: int) -> None:
-        parent = _SSL.Connection._raise_ssl_error
         if result > 0:
-            parent(self, ssl, result)
+            _PARENT_RAISE(self, ssl, result)
             self._finish(None)
             return
-        if _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES:
-            # OpenSSL says "error" once a handshake failed, so the state
-            # where it stopped is kept from the last step that went well.
-            self._ics_state = _pyopenssl.state_string(self)
-            parent(self, ssl, result)
+        if _pyopenssl.queue_is_empty():
+            # WantRead/WantWrite, or a failure without an OpenSSL code
+            # (a close, a Python callback's exception).  OpenSSL says
+            # "error" once a handshake failed, so the state it stopped in
+            # is kept from the last step that went well.
+            self._ics_state = _pyopenssl.state_pointer(self)
+            try:
+                _PARENT_RAISE(self, ssl, result)
+            except _NOT_FAILURES:
+                raise
+            except BaseException as exception:
+                self._fail((), exception)
+                raise
             return
         codes = _pyopenssl.take_errors()
         try:
-            parent(self, ssl, result)
+            _PARENT_RAISE(self, ssl, result)
         except BaseException as exception:
-            if not self._ics_received:
-                self._peek_unread_tail()
-            try:
-                facts = self._collect_facts(codes, exception)
-            except Exception:  # noqa: BLE001 - never mask the real error
-                _log.exception("icsssl could not collect handshake facts")
-                facts = diagnosis.Facts(
-                    role=self._ics_role, codes=codes, exception=exception
-                )
-            # A callback exception raised here is chained to this one.
-            self._finish(_Failure(codes, exception, facts))
+            self._fail(codes, exception)
             raise
         # SSL_get_error said SSL_ERROR_NONE for a result <= 0: nothing to
         # report, and the handshake goes on.
 
-    def _collect_facts(
-        self, codes: tuple[int, ...], exception: BaseException
-    ) -> diagnosis.Facts:
-        error_number = 0
-        if isinstance(exception, _SSL.SysCallError) and exception.args:
-            first = exception.args[0]
-            error_number = first if isinstance(first, int) and first > 0 else 0
-        verify_result, verify_text = _pyopenssl.verify_result(self)
-        host = self._ics_verify_host or self._ics_server_name
-        sent = self._ics_sent
-        # The peer chain and a rebuilt ClientHello cost more than a
-        # rejected handshake itself; _complete_facts adds them when the
-        # report is read.
-        return diagnosis.Facts(
-            role=self._ics_role,
-            codes=codes,
-            exception=exception,
-            errno=error_number,
-            received=self._ics_received,
-            received_tail=self._ics_received_tail,
-            received_windows=tuple(self._ics_windows),
-            certificate_authorities_requested=(
-                len(self.get_client_ca_list())
-                if self._ics_role == "client"
-                else 0
-            ),
-            received_any=self._ics_received_any,
-            sent=sent,
-            client_hello_size=_client_hello_size(sent),
-            server_name=self._ics_server_name,
-            host=host,
-            host_is_ip=_is_ip_address(self._peer_host()),
-            alpn_offered=self._ics_alpn,
-            verify_result=verify_result,
-            verify_text=verify_text,
-            trusted_roots=_pyopenssl.trusted_root_count(self),
-            sent_client_certificate=(
-                self._ics_role == "client"
-                and _pyopenssl.has_own_certificate(self)
-            ),
-            handshake_pid=self._ics_pid or os.getpid(),
-            current_pid=os.getpid(),
-            after_handshake=self._ics_after_handshake,
-            state=self._failure_state(),
-        )
-
-    def _complete_facts(self, facts: diagnosis.Facts) -> diagnosis.Facts:
-        changes: dict[str, Any] = {}
-        if facts.verify_result and not facts.peer_chain:
-            changes["peer_chain"] = self._peer_chain()
-        if not facts.own_certificate_problem:
-            problem = self._own_certificate_problem()
-            if problem:
-                changes["own_certificate_problem"] = problem
-        if facts.role == "client" and not facts.sent:
-            sent = self._rebuild_client_hello()
-            changes["sent"] = sent
-            changes["client_hello_size"] = _client_hello_size(sent)
-        if not changes:
-            return facts
-        return dataclasses.replace(facts, **changes)
-
-    def _own_certificate_problem(self) -> str:
-        now = datetime.datetime.now(datetime.timezone.utc)
-        loaded_chain = getattr(self.get_context(), "loaded_chain", None)
-        if loaded_chain is not None:
-            chain = loaded_chain()
-            problems = []
-            if chain:
-                problems.append(
-                    _certinfo.own_certificate_problems(
-                        chain[0], self._ics_role, now
-                    )
-                )
-            problems += [
-                _certinfo.weak_issuer_problems(issuer) for issuer in chain[1:]
-            ]
-            return "; ".join(problem for problem in problems if problem)
-        try:
-            certificate = self.get_certificate(as_cryptography=True)
-        except TypeError:
-            # pyOpenSSL before 24.3 returns its own X509 only.
-            legacy = self.get_certificate()
-            certificate = None if legacy is None else legacy.to_cryptography()
-        if certificate is None:
-            return ""
-        return _certinfo.own_certificate_problems(
-            certificate, self._ics_role, now
-        )
-
-    def _failure_state(self) -> str:
+    def _fail(self, codes: tuple[int, ...], exception: BaseException) -> None:
+        """Record a failed handshake; its callback exception, if any,
+        propagates chained to *exception*."""
+        if not self._ics_received and not self._ics_received_tail:
+            self._peek_unread_tail()
         state = _pyopenssl.state_string(self)
-        if self._ics_state and self._ics_state != state:
-            return f"{state} (after: {self._ics_state})"
-        return state
-
-    def _rebuild_client_hello(self) -> bytes:
-        """Return a ClientHello made with this connection's context and
-        settings, for a socket-mode client whose own went unseen.
-
-        It offers the same versions, groups, key shares, SNI and ALPN, so
-        it has the size of the one sent, give or take random padding.
-        """
-        twin = _SSL.Connection(self.get_context(), None)
-        if not _silence_info_callback(twin):
-            # NOTE: without a way to mute the context's info callback the
-            # application would see this connection, so none is built.
-            return b""
-        twin.set_connect_state()
-        if self._ics_server_name:
-            twin.set_tlsext_host_name(self._ics_server_name.encode("ascii"))
-        if self._ics_alpn:
-            twin.set_alpn_protos(list(self._ics_alpn))
-        try:
-            twin.do_handshake()
-        except _SSL.WantReadError:
-            pass
-        except _SSL.Error:
-            return b""
-        return twin.bio_read(MAX_CAPTURED_BYTES * 4)
-
-    def _peer_chain(self) -> tuple[diagnosis.PeerCertificate, ...]:
-        try:
-            chain = self.get_peer_cert_chain()
-        except _SSL.Error:
-            return ()
-        return tuple(
-            _certinfo.describe_any(certificate) for certificate in chain or ()
+        last = _pyopenssl.decode_state(self._ics_state)
+        if last and last != state:
+            state = f"{state} (after: {last})"
+        failure = _Failure(
+            codes=codes,
+            exception=_detached(exception),
+            errno=_errno_of(exception),
+            state=state,
+            handshake_pid=self._ics_pid or _PID,
+            current_pid=_PID,
+            after_handshake=self._ics_after_handshake,
         )
-
-    def _peer_host(self) -> str:
-        sock = _pyopenssl.socket_of(self)
-        if sock is None:
-            return ""
-        try:
-            return str(sock.getpeername()[0])
-        except (OSError, IndexError, TypeError):
-            return ""
+        self._finish(failure)
 
     def _finish(self, failure: Optional[_Failure]) -> None:
         self._stop_watching()
         self._ics_failure = failure
         self._ics_finished = True
-        self._ics_report = None
+        if self._ics_report is not None:
+            del self._ics_report
+        if self._ics_facts is not None:
+            del self._ics_facts
         if not self._ics_after_handshake:
-            self._ics_pid = os.getpid()
+            self._ics_pid = _PID
         if failure is None:
             _FINISHED.add(self)
             if self._ics_role == "client":
                 self._watch_first_exchange()
-        if failure is not None and _log.isEnabledFor(logging.DEBUG):
-            self._log_failure(failure)
+        else:
+            logging = sys.modules.get("logging")
+            # Without the logging module imported nobody configured it,
+            # so a debug record would go nowhere.
+            if logging is not None and logging.getLogger(
+                "icsssl"
+            ).isEnabledFor(logging.DEBUG):
+                self._log_failure(failure, logging.getLogger("icsssl"))
         callback = self._ics_callback
         if callback is not None:
             callback(self, self.handshake_err_code)
+
+    def _log_failure(self, failure: _Failure, log: Any) -> None:
+        peer = self._peer_address()
+        if not failure.codes:
+            log.debug(
+                "handshake with %s failed without an OpenSSL error: %r",
+                peer,
+                failure.exception,
+            )
+        for code in failure.codes:
+            log.debug(
+                "handshake with %s failed: %s",
+                peer,
+                _pyopenssl.error_string(code),
+            )
+
+    def _peer_address(self) -> str:
+        sock = _pyopenssl.socket_of(self)
+        if sock is None:
+            return "memory BIO peer"
+        try:
+            return str(sock.getpeername())
+        except OSError:
+            return "unknown peer"
 
     # -- TLS 1.3: the server's verdict on our certificate comes late -------
     #
@@ -739,21 +479,17 @@ class Connection(_SSL.Connection):
     # reported as this handshake's.
 
     def _watch_first_exchange(self, forked: bool = False) -> None:
-        if not forked and self.get_protocol_version_name() != "TLSv1.3":
+        if not forked and _pyopenssl.protocol_version(self) != _TLS1_3_VERSION:
             return
-        self._raise_ssl_error = self._watch_after_handshake
-        self.recv = self._recv_watched
-        self.recv_into = self._recv_into_watched
-        self.read = self._recv_watched
-
-    def _stop_first_exchange(self) -> None:
-        for name in ("_raise_ssl_error", "recv", "recv_into", "read"):
-            self.__dict__.pop(name, None)
+        self._raise_ssl_error = _watch(self, Connection._watch_after_handshake)
+        self.recv = _watch(self, Connection._recv_watched)
+        self.recv_into = _watch(self, Connection._recv_into_watched)
+        self.read = self.recv
 
     def _recv_watched(self, bufsiz: int, flags: Optional[int] = None) -> bytes:
         data = _SSL.Connection.recv(self, bufsiz, flags)
         if data:
-            self._stop_first_exchange()
+            self._stop_watching()
         return data
 
     def _recv_into_watched(
@@ -764,33 +500,32 @@ class Connection(_SSL.Connection):
     ) -> int:
         count = _SSL.Connection.recv_into(self, buffer, nbytes, flags)
         if count:
-            self._stop_first_exchange()
+            self._stop_watching()
         return count
 
     def _watch_after_handshake(self, ssl: Any, result: int) -> None:
-        parent = _SSL.Connection._raise_ssl_error
-        if (
-            result > 0
-            or _pyopenssl.ssl_error_kind(self, result) in _NOT_FAILURES
-        ):
-            parent(self, ssl, result)
+        if result > 0:
+            _PARENT_RAISE(self, ssl, result)
+            self._ics_watched_calls += 1
+            if self._ics_watched_calls >= MAX_WATCHED_CALLS:
+                self._stop_watching()
             return
-        codes = _pyopenssl.take_errors()
+        if _pyopenssl.queue_is_empty():
+            codes: tuple[int, ...] = ()
+        else:
+            codes = _pyopenssl.take_errors()
         try:
-            parent(self, ssl, result)
+            _PARENT_RAISE(self, ssl, result)
+        except _NOT_FAILURES:
+            raise
         except BaseException as exception:
-            self._stop_first_exchange()
-            forked = self._ics_pid != os.getpid() and _is_bad_mac(codes)
+            self._stop_watching()
+            forked = self._ics_pid != _PID and bool(
+                _ssl_reasons(codes) & _BAD_MAC_REASONS
+            )
             if forked or _is_late_rejection(codes, exception, self):
                 self._ics_after_handshake = True
-                try:
-                    facts = self._collect_facts(codes, exception)
-                except Exception:  # noqa: BLE001 - never mask the real error
-                    _log.exception("icsssl could not collect handshake facts")
-                    facts = diagnosis.Facts(
-                        role=self._ics_role, codes=codes, exception=exception
-                    )
-                self._finish(_Failure(codes, exception, facts))
+                self._fail(codes, exception)
             raise
 
     # -- recording what the handshake offers -------------------------------
@@ -823,19 +558,22 @@ class Connection(_SSL.Connection):
         While the handshake is pending on a socket, the peer's first bytes
         are peeked at (``MSG_PEEK``) before OpenSSL reads them, so a
         failure can say what the peer sent.  A blocking client socket is
-        driven non-blocking inside this call for that purpose; the call
-        still blocks until the handshake ends.
+        driven non-blocking inside this call until those bytes are seen;
+        the call still blocks until the handshake ends.
         """
         sock = _pyopenssl.socket_of(self)
-        if self._ics_finished or sock is None:
+        if self._ics_finished or sock is None or self._ics_received:
             return super().do_handshake()
         if sock.gettimeout() is not None or self._ics_role != "client":
             # Non-blocking: look at what has arrived.  Blocking server:
             # the client speaks first, so waiting for its first bytes is
             # what OpenSSL would do anyway.
-            first = sock.gettimeout() is None and not self._ics_received
-            self._peek_socket(wait=first)
+            self._peek_socket(wait=sock.gettimeout() is None)
             return super().do_handshake()
+        self._handshake_blocking_client(sock)
+        return None
+
+    def _handshake_blocking_client(self, sock: Any) -> None:
         # A kernel timeout (SO_RCVTIMEO, SO_SNDTIMEO) still ends the wait
         # with WantReadError or WantWriteError, as it would in pyOpenSSL.
         read_limit = _kernel_timeout(sock, _socket.SO_RCVTIMEO)
@@ -844,8 +582,11 @@ class Connection(_SSL.Connection):
         try:
             while True:
                 self._peek_socket(wait=False)
+                if self._ics_received or self._ics_finished:
+                    break
                 try:
-                    return super().do_handshake()
+                    super().do_handshake()
+                    return
                 except _SSL.WantReadError:
                     ready, _, _ = select.select([sock], [], [], read_limit)
                     if not ready:
@@ -856,30 +597,33 @@ class Connection(_SSL.Connection):
                         raise
         finally:
             sock.setblocking(True)
+        if not self._ics_finished:
+            super().do_handshake()
 
-    def _log_failure(self, failure: _Failure) -> None:
-        peer = self._peer_address()
-        if not failure.codes:
-            _log.debug(
-                "handshake with %s failed without an OpenSSL error: %r",
-                peer,
-                failure.exception,
-            )
-        for code in failure.codes:
-            _log.debug(
-                "handshake with %s failed: %s",
-                peer,
-                _pyopenssl.error_string(code),
-            )
+    def handshake_timed_out(self, seconds: float) -> None:
+        """Record that the peer did not finish the handshake within
+        *seconds*, for callers that give up on a non-blocking handshake.
 
-    def _peer_address(self) -> str:
-        sock = _pyopenssl.socket_of(self)
-        if sock is None:
-            return "memory BIO peer"
-        try:
-            return str(sock.getpeername())
-        except OSError:
-            return "unknown peer"
+        The report becomes a failure (ErrCode 1) whose diagnosis tells a
+        server that never answered a large post-quantum ClientHello (a
+        middlebox suspect) from one that went silent later.  Nothing
+        happens if the handshake has already ended.
+
+        :raises TypeError: if *seconds* is not a number.
+        :raises ValueError: if *seconds* is not above 0.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(
+                f"seconds must be a number, got {type(seconds).__name__}"
+            )
+        if not seconds > 0:
+            raise ValueError(f"seconds must be above 0, got {seconds!r}")
+        if self._ics_finished:
+            return
+        self._peek_socket(wait=False)
+        self._fail(
+            (), TimeoutError(f"no handshake answer within {seconds:g} s")
+        )
 
     def set_verify_hostname(self, hostname: str) -> None:
         """Make certificate verification also check that the peer's
@@ -903,41 +647,18 @@ class Connection(_SSL.Connection):
         _pyopenssl.set_verify_host(self, hostname)
         self._ics_verify_host = hostname
 
-    def handshake_timed_out(self, seconds: float) -> None:
-        """Record that the peer did not finish the handshake within
-        *seconds*, for callers that give up on a non-blocking handshake.
-
-        The report becomes a failure (ErrCode 1) whose diagnosis tells a
-        server that never answered a large post-quantum ClientHello (a
-        middlebox suspect) from one that went silent later.  Nothing
-        happens if the handshake has already ended.
-
-        :raises ValueError: if *seconds* is not a positive number.
-        """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(
-                f"seconds must be a number, got {type(seconds).__name__}"
-            )
-        if not seconds > 0:
-            raise ValueError(f"seconds must be above 0, got {seconds!r}")
-        if self._ics_finished:
-            return
-        if not self._ics_received:
-            self._peek_socket(wait=False)
-        exception = TimeoutError(f"no handshake answer within {seconds:g} s")
-        facts = self._collect_facts((), exception)
-        self._finish(_Failure((), exception, facts))
-
     def set_handshake_done_callback(
         self, callback: Optional[HandshakeDoneCallback]
     ) -> None:
-        """Set the function called once when each handshake ends.
+        """Set the function called when each handshake ends.
 
         It is called as ``callback(connection, err_code)`` after a success
         (``err_code`` 0) and after a failure, before the failure's
         exception reaches the caller, as ICS's ``OnSslHandshakeDone``.  An
         exception it raises propagates to the caller of the pyOpenSSL
-        method that ended the handshake.
+        method that ended the handshake.  A TLS 1.3 client whose
+        certificate the server rejects after the handshake is reported
+        twice: 0 when its handshake ends, then the rejection's code.
 
         :param callback: the function, or ``None`` to remove it.
         """
@@ -1001,21 +722,28 @@ class Connection(_SSL.Connection):
     @property
     def handshake_report(self) -> Optional[HandshakeReport]:
         """The report of the last handshake, or ``None`` while pending."""
-        if not self._ics_finished:
-            return None
         report = self._ics_report
-        if report is None:
-            failure = self._ics_failure
-            if failure is None:
-                report = _success_report(self)
-            else:
-                failure = dataclasses.replace(
-                    failure, facts=self._complete_facts(failure.facts)
-                )
-                self._ics_failure = failure
-                report = _failure_report(failure)
-            self._ics_report = report
+        if report is not None or not self._ics_finished:
+            return report
+        from icsssl import report as reports
+
+        failure = self._ics_failure
+        if failure is None:
+            report = reports.success_report(self)
+        else:
+            report = reports.failure_report(failure.codes, self._facts())
+        self._ics_report = report
         return report
+
+    def _facts(self) -> Facts:
+        facts = self._ics_facts
+        if facts is None:
+            from icsssl import _facts
+
+            assert self._ics_failure is not None
+            facts = _facts.build(self, self._ics_failure)
+            self._ics_facts = facts
+        return facts
 
     @property
     def handshake_details(self) -> dict[str, Any]:
@@ -1030,7 +758,10 @@ class Connection(_SSL.Connection):
         report = self.handshake_report
         if report is None:
             return {}
-        return _details(self, report)
+        from icsssl import report as reports
+
+        facts = self._facts() if self._ics_failure is not None else None
+        return reports.details(self, report, facts)
 
     @property
     def handshake_pid(self) -> int:
@@ -1039,91 +770,99 @@ class Connection(_SSL.Connection):
 
     @property
     def handshake_exception(self) -> Optional[BaseException]:
-        """The exception that failed the handshake, or ``None``."""
+        """The exception that failed the handshake (a copy without its
+        traceback), or ``None``."""
         failure = self._ics_failure
         return None if failure is None else failure.exception
 
     def _field(self, name: str, empty: Any) -> Any:
-        report = self.handshake_report
-        return empty if report is None else getattr(report, name)
+        report = self._ics_report
+        if report is None:
+            report = self.handshake_report
+            if report is None:
+                return empty
+        return getattr(report, name)
 
     @property
     def handshake_error(self) -> int:
         """First packed OpenSSL code of the failed handshake, or 0."""
-        return int(self._field("error", 0))
+        failure = self._ics_failure
+        if failure is None or not failure.codes:
+            return 0
+        return failure.codes[0]
 
     @property
     def handshake_errors(self) -> tuple[int, ...]:
         """Every packed code queued when the handshake failed, oldest
         first."""
-        return tuple(self._field("errors", ()))
+        failure = self._ics_failure
+        return () if failure is None else failure.codes
 
     @property
     def handshake_err_code(self) -> int:
         """ICS's ``ErrCode``: 0 success, 1 closed unexpectedly, else the
         reason of :attr:`handshake_error`; 0 while pending."""
-        if not self._ics_finished:
-            return 0
         failure = self._ics_failure
         if failure is None:
             return 0
-        first = failure.codes[0] if failure.codes else 0
-        return messages.failure_err_code(first)
+        return messages.failure_err_code(
+            failure.codes[0] if failure.codes else 0
+        )
 
     @property
     def handshake_resp_msg(self) -> str:
         """One-line result, e.g. ``SSL Connected OK with TLSv1.3, ...``."""
-        return str(self._field("message", ""))
+        return self._field("message", "")  # type: ignore[no-any-return]
 
     @property
     def cipher_desc(self) -> str:
         """``SSL_CIPHER_description`` of the negotiated cipher."""
-        return str(self._field("cipher_description", ""))
+        return self._field("cipher_description", "")  # type: ignore[no-any-return]
 
     @property
     def key_exchange(self) -> str:
         """``Kx=`` field of the cipher description (``any`` in TLS 1.3)."""
-        return str(self._field("key_exchange", ""))
+        return self._field("key_exchange", "")  # type: ignore[no-any-return]
 
     @property
     def key_auth(self) -> str:
         """``Au=`` field of the cipher description."""
-        return str(self._field("authentication", ""))
+        return self._field("authentication", "")  # type: ignore[no-any-return]
 
     @property
     def encryption(self) -> str:
         """``Enc=`` field of the cipher description."""
-        return str(self._field("encryption", ""))
+        return self._field("encryption", "")  # type: ignore[no-any-return]
 
     @property
     def mess_auth(self) -> str:
         """``Mac=`` field of the cipher description."""
-        return str(self._field("mac", ""))
+        return self._field("mac", "")  # type: ignore[no-any-return]
 
     @property
     def ssl_version(self) -> str:
         """Negotiated protocol, e.g. ``TLSv1.2``."""
-        return str(self._field("version", ""))
+        return self._field("version", "")  # type: ignore[no-any-return]
 
     @property
     def ssl_cipher(self) -> str:
         """OpenSSL name of the negotiated cipher."""
-        return str(self._field("cipher", ""))
+        return self._field("cipher", "")  # type: ignore[no-any-return]
 
     @property
     def secret_bits(self) -> int:
         """Secret bits of the negotiated cipher."""
-        return int(self._field("secret_bits", 0))
+        return self._field("secret_bits", 0)  # type: ignore[no-any-return]
 
     @property
     def total_bits(self) -> int:
         """Algorithm bits of the negotiated cipher."""
-        return int(self._field("total_bits", 0))
+        return self._field("total_bits", 0)  # type: ignore[no-any-return]
 
     @property
     def group_name(self) -> str:
         """Key-exchange group (``X25519``), or ``""`` where unknown."""
-        return str(self._field("group", ""))
+        return self._field("group", "")  # type: ignore[no-any-return]
 
     SslHandshakeErr = handshake_error
     SslHandshakeErrors = handshake_errors

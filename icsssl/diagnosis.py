@@ -219,7 +219,6 @@ class Facts:
     client_hello_size: int = 0
     server_name: Optional[str] = None
     host: Optional[str] = None
-    host_is_ip: bool = False
     alpn_offered: tuple[bytes, ...] = ()
     verify_result: int = 0
     verify_text: str = ""
@@ -617,13 +616,13 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
     if alert == 112:
         if facts.server_name:
             sent = f"this side sent the name {facts.server_name!r}"
-        elif facts.host_is_ip:
-            sent = (
-                "this side sent no name, because it connected to an IP address"
-            )
         else:
+            # SNI carries host names only, so a client that connects to an
+            # IP address sends none; so does one that never called
+            # set_tlsext_host_name.
             sent = (
-                "this side sent no name (set_tlsext_host_name was not called)"
+                "this side sent no name: none is sent when connecting to an "
+                "IP address, otherwise call set_tlsext_host_name"
             )
         return (
             UNRECOGNIZED_NAME,

@@ -211,7 +211,7 @@ def check_failure_report(
     assert len(connection.SslHandshakeErrors) == len(error.args[0])
     assert connection.ErrCode == reason
     assert connection.handshake_done is True
-    assert connection.handshake_exception is error
+    assert_same_exception(connection.handshake_exception, error)
     assert connection.SslHandshakeRespMsg.startswith(f"error:{code:08X}:")
     check_ics_message(connection, error_string_from_exception(code, error), kind)
 
@@ -606,3 +606,12 @@ def record_kind(kind: str, message: str) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         entry = {"test": test, "kind": kind, "message": message}
         handle.write(json.dumps(entry) + "\n")
+
+
+def assert_same_exception(kept: Any, raised: BaseException) -> None:
+    """Assert that *kept*, a connection's ``handshake_exception``, is a
+    copy of *raised* without its traceback (the copy keeps the connection
+    out of a reference cycle through the traceback's frames)."""
+    assert type(kept) is type(raised)
+    assert kept.args == raised.args
+    assert kept.__traceback__ is None

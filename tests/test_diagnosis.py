@@ -295,7 +295,7 @@ def test_http_request(pki, method, mode):
     )
     connection = outcome.connection
     assert isinstance(outcome.error, SSL.Error)
-    assert connection.handshake_exception is outcome.error
+    support.assert_same_exception(connection.handshake_exception, outcome.error)
     # OpenSSL 3.0 recognises GET, POST, HEAD and PUT only and reports the
     # other methods as a wrong version number; OpenSSL 4.0 recognises them
     # all.  The message must start with ICS's text for the queued code.
@@ -1267,11 +1267,11 @@ def check_rejection_timing(
         assert err_code == 0
         assert isinstance(outcome.later_error, SSL.Error)
         assert recorder.codes == [0, reason]
-        assert connection.handshake_exception is outcome.later_error
+        support.assert_same_exception(connection.handshake_exception, outcome.later_error)
     else:
         assert isinstance(outcome.error, SSL.Error)
         assert recorder.codes == [reason]
-        assert connection.handshake_exception is outcome.error
+        support.assert_same_exception(connection.handshake_exception, outcome.error)
     assert connection.ErrCode == reason
 
 
@@ -1699,7 +1699,7 @@ def test_python_exception_verify_callback(pki):
         outcome = connect_client(context, port)
         thread.finish()
     assert isinstance(outcome.error, CallbackFailed)
-    assert outcome.connection.handshake_exception is outcome.error
+    support.assert_same_exception(outcome.connection.handshake_exception, outcome.error)
     check_report(
         outcome.connection,
         diagnosis.PYTHON_EXCEPTION,
