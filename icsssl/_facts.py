@@ -74,6 +74,13 @@ def peer_chain(connection: Any) -> tuple[diagnosis.PeerCertificate, ...]:
 
 def own_certificate_problem(connection: Any) -> str:
     """Return what a peer may reject in this side's certificates, or ""."""
+    try:
+        return _own_certificate_problem(connection)
+    except Exception:  # noqa: BLE001 - a certificate cryptography rejects
+        return ""
+
+
+def _own_certificate_problem(connection: Any) -> str:
     now = datetime.datetime.now(datetime.timezone.utc)
     role = connection._ics_role
     loaded_chain = getattr(connection.get_context(), "loaded_chain", None)

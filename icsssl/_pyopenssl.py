@@ -247,7 +247,13 @@ def set_verify_host(connection: _SSL.Connection, host: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        encoded = host.encode("idna")
+        try:
+            encoded = host.encode("idna")
+        except UnicodeError as error:
+            raise ValueError(
+                f"invalid host name {host!r}: {error}; give a DNS name such "
+                "as example.com or an IP address"
+            ) from None
         ok = peer_lib.X509_VERIFY_PARAM_set1_host(
             params, encoded, len(encoded)
         )

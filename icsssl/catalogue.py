@@ -216,6 +216,12 @@ CLOSED_BEFORE_REPLY = register(
     "The peer closed the connection before sending any byte.",
     "Check the peer's log; it may reject this client or this protocol.",
 )
+LOCAL_SOCKET_CLOSED = register(
+    "ICSSSL_LOCAL_SOCKET_CLOSED",
+    "This side's own socket was closed while the handshake was pending "
+    "(EBADF).",
+    "Keep the socket open until the handshake has ended.",
+)
 CONNECTION_RESET = register(
     "ICSSSL_CONNECTION_RESET",
     "The peer, or something between, reset the connection.",

@@ -46,6 +46,11 @@ def parse_description(text: str) -> dict[str, str]:
 
     :raises ValueError: if *text* does not have that shape.
     """
+    if not isinstance(text, str):
+        raise TypeError(
+            "text must be an SSL_CIPHER_description line (str), got "
+            f"{type(text).__name__}"
+        )
     words = text.split()
     if len(words) < 2:
         raise ValueError(
@@ -174,5 +179,10 @@ def all_ciphers() -> list[CipherDescription]:
 
 
 def describe_pointer(cipher: Any) -> CipherDescription:
-    """Describe an ``SSL_CIPHER*`` of our module's instance."""
+    """Describe an ``SSL_CIPHER*`` of our module's instance.
+
+    :raises ValueError: if *cipher* is NULL.
+    """
+    if cipher == ffi.NULL:
+        raise ValueError("cipher is a NULL SSL_CIPHER pointer")
     return _describe(cipher)

@@ -170,9 +170,11 @@ def _readable_without_error(sock: Any, wait: bool) -> bool:
     """
     if not hasattr(select, "poll"):
         return False
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
     try:
+        if sock.fileno() < 0:
+            return False  # closed: OpenSSL reports EBADF itself
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         events = poller.poll(None if wait else 0)
     except (OSError, ValueError):
         return False
@@ -576,9 +578,14 @@ class Connection(_SSL.Connection):
     def _handshake_blocking_client(self, sock: Any) -> None:
         # A kernel timeout (SO_RCVTIMEO, SO_SNDTIMEO) still ends the wait
         # with WantReadError or WantWriteError, as it would in pyOpenSSL.
-        read_limit = _kernel_timeout(sock, _socket.SO_RCVTIMEO)
-        write_limit = _kernel_timeout(sock, _socket.SO_SNDTIMEO)
-        sock.setblocking(False)
+        try:
+            read_limit = _kernel_timeout(sock, _socket.SO_RCVTIMEO)
+            write_limit = _kernel_timeout(sock, _socket.SO_SNDTIMEO)
+            sock.setblocking(False)
+        except OSError:
+            # A closed socket: let OpenSSL report it as pyOpenSSL would.
+            super().do_handshake()
+            return
         try:
             while True:
                 self._peek_socket(wait=False)

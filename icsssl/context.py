@@ -71,9 +71,20 @@ def _show(path: _Path) -> str:
 
 
 def _read(path: _Path, what: str) -> bytes:
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"the {what} file must be a path (str, bytes or os.PathLike), "
+            f"got {type(path).__name__} {path!r}"
+        )
     try:
         with open(path, "rb") as handle:
             return handle.read()
+    except ValueError as error:  # an embedded NUL byte
+        raise CertificateLoadError(
+            UNREADABLE_FILE,
+            f"invalid {what} file path {path!r}: {error}",
+            repr(path),
+        ) from error
     except OSError as error:
         raise CertificateLoadError(
             UNREADABLE_FILE,
@@ -93,12 +104,12 @@ def _certificates(data: bytes) -> list[x509.Certificate]:
         for block in data.split(_PEM_END)[:-1]:
             try:
                 found.append(x509.load_pem_x509_certificate(block + _PEM_END))
-            except ValueError:
+            except (ValueError, x509.InvalidVersion):
                 return found
         return found
     try:
         return [x509.load_der_x509_certificate(data)]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return []
 
 

@@ -71,6 +71,7 @@ from icsssl.catalogue import (  # noqa: F401 - names of the kinds
     UNRECOGNIZED_NAME,
     BAD_RECORD,
     FORKED_CONNECTION,
+    LOCAL_SOCKET_CLOSED,
     BAD_RECORD_MAC,
     OWN_CERTIFICATE_PROBLEM,
     ALERT_RECEIVED,
@@ -678,6 +679,11 @@ def _closed(facts: Facts) -> tuple[str, str]:
     """Return (kind, detail) for a connection that ended without an
     OpenSSL error other than unexpected EOF."""
     reset = facts.errno in (errno.ECONNRESET, errno.EPIPE)
+    if facts.errno == errno.EBADF:
+        return LOCAL_SOCKET_CLOSED, (
+            "this side's socket was closed (EBADF) while the handshake was "
+            "pending"
+        )
     if _is_close_notify(facts.exception):
         return CLOSED_UNEXPECTEDLY, (
             f"the {_sent_by_peer(facts)} sent close_notify during the "
@@ -867,7 +873,9 @@ def _plain_request(facts: Facts, reason: int) -> Optional[tuple[str, str]]:
     The bytes decide over the reason, because OpenSSL 3.0 reports OPTIONS
     as a wrong version number.
     """
-    method = _http_method(facts.received) if facts.role == "server" else None
+    if facts.role == "client":
+        return None  # a server cannot send this client an HTTP request
+    method = _http_method(facts.received)
     if method == b"CONNECT" or reason == R_HTTPS_PROXY_REQUEST:
         shown = f" ({_quote(facts.received)})" if method else ""
         return HTTPS_PROXY_REQUEST, _prefixed(
@@ -909,10 +917,18 @@ def _bad_first_record(facts: Facts, reason: int, text: str) -> tuple[str, str]:
     else:
         prefix = text
     received = facts.received
-    if received and not tlswire.is_tls_record(received):
+    if facts.role == "server" and received:
+        if not tlswire.is_tls_record(received):
+            # Greetings and HTTP responses come from servers; from a client
+            # they are just bytes that are not TLS.
+            return NOT_TLS, _prefixed(
+                prefix,
+                f"the client sent bytes that are not TLS ({_quote(received)})",
+            )
+    elif received and not tlswire.is_tls_record(received):
         kind, detail = _recognise_plaintext(received)
         return kind, _prefixed(prefix, detail)
-    if not received and facts.received_tail:
+    elif not received and facts.received_tail:
         kind, detail = _recognise_tail(facts.received_tail)
         return kind, _prefixed(prefix, detail)
     if reason == R_UNKNOWN_PROTOCOL:

@@ -61,6 +61,7 @@ import sys
 from typing import Any, Callable, Optional, Sequence, Union
 
 from icsssl import _legacy_codes as tables
+from icsssl import errors
 from icsssl._openssl import lib as _lib
 from icsssl.errors import (
     MAX_CODE,
@@ -255,6 +256,12 @@ def _openssl3_fields(code: int) -> tuple[int, int]:
 
 def legacy_problems(code: int, version: str) -> list[str]:
     """Return why *code* does not fit OpenSSL *version*'s 1.x tables."""
+    errors.check_code(code)
+    if version not in tables.LIBRARIES:
+        raise ValueError(
+            f"version must be one of {sorted(tables.LIBRARIES)}, got "
+            f"{version!r}"
+        )
     library, function, reason = _legacy_fields(code)
     libraries = tables.LIBRARIES[version]
     if library not in libraries:
@@ -274,6 +281,7 @@ def legacy_problems(code: int, version: str) -> list[str]:
 
 def openssl3_problems(code: int) -> list[str]:
     """Return why *code* does not fit the OpenSSL 3 layout."""
+    errors.check_code(code)
     if code & ERR_SYSTEM_FLAG:
         return []
     library, reason = _openssl3_fields(code)

@@ -62,13 +62,32 @@ POST_QUANTUM_GROUPS = frozenset(
 )
 
 
+def _check_bytes(data: object, name: str = "data") -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{name} must be bytes received from a peer, got "
+            f"{type(data).__name__}"
+        )
+    return bytes(data)
+
+
+def _check_number(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{name} must be between 0 and 0xFFFF, got {value}")
+    return value
+
+
 def version_name(version: int) -> str:
     """Return ``TLSv1.2`` for 0x0303, or the hex value if unknown."""
+    _check_number(version, "version")
     return VERSION_NAMES.get(version, f"0x{version:04X}")
 
 
 def group_name(group: int) -> str:
     """Return the IANA name of a TLS group id, or its hex value."""
+    _check_number(group, "group")
     return GROUP_NAMES.get(group, f"0x{group:04X}")
 
 
@@ -123,12 +142,14 @@ class _Truncated(Exception):
 def is_tls_record(data: bytes) -> bool:
     """Return whether *data* starts like a TLS record (type 20-24,
     version 3.x)."""
+    data = _check_bytes(data)
     return len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3
 
 
 def handshake_messages(data: bytes) -> bytes:
     """Return the concatenated bodies of the handshake records at the
     start of *data*, stopping at the first other record."""
+    data = _check_bytes(data)
     reader = _Reader(data)
     body = b""
     while reader.remaining() >= 5:
@@ -146,6 +167,7 @@ def handshake_messages(data: bytes) -> bytes:
 def handshake_types(data: bytes) -> tuple[int, ...]:
     """Return the types of the plaintext handshake messages at the start of
     *data*, in order, stopping where the bytes run out."""
+    data = _check_bytes(data)
     if not is_tls_record(data):
         return ()
     messages = handshake_messages(data)
@@ -164,6 +186,7 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
     :return: ``None`` if *data* does not start with a handshake record
         holding a ClientHello.
     """
+    data = _check_bytes(data)
     if len(data) < 6 or data[0] != RECORD_HANDSHAKE or data[1] != 3:
         return None
     messages = handshake_messages(data)
@@ -233,6 +256,7 @@ def _read_extension(
 def record_alert(data: bytes) -> tuple[int, int] | None:
     """Return (level, description) of a plaintext alert record at the start
     of *data*, or ``None``."""
+    data = _check_bytes(data)
     if len(data) >= 7 and data[0] == RECORD_ALERT and data[1] == 3:
         return data[5], data[6]
     return None
@@ -240,6 +264,7 @@ def record_alert(data: bytes) -> tuple[int, int] | None:
 
 def server_hello_seen(data: bytes) -> bool:
     """Return whether *data* starts with a ServerHello."""
+    data = _check_bytes(data)
     messages = handshake_messages(data) if is_tls_record(data) else b""
     return bool(messages) and messages[0] == HANDSHAKE_SERVER_HELLO
 
@@ -250,6 +275,7 @@ _PRINTABLE = re.compile(rb"[\x20-\x7e]")
 def escape(data: bytes, limit: int = 48) -> str:
     """Return *data* as printable ASCII, other bytes as ``\\xNN``, cut at
     *limit* bytes with an ellipsis."""
+    data = _check_bytes(data)
     shown = data[:limit]
     text = "".join(
         chr(byte)
@@ -262,5 +288,6 @@ def escape(data: bytes, limit: int = 48) -> str:
 
 def first_line(data: bytes, limit: int = 80) -> str:
     """Return the first line of *data*, escaped, without its line end."""
+    data = _check_bytes(data)
     line = data.split(b"\n", 1)[0].rstrip(b"\r")
     return escape(line, limit)

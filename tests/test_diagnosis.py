@@ -1931,6 +1931,7 @@ def test_forked_connection(pki, version):
 
 #: The tests above that produce each kind with a real peer.
 KIND_TESTS = {
+    diagnosis.LOCAL_SOCKET_CLOSED: ["test_local_socket_closed"],
     diagnosis.CLOSED_UNEXPECTEDLY: ["test_close_notify_during_handshake"],
     diagnosis.OK: ["test_strict_store_accepts_good_chain"],
     diagnosis.HTTP_REQUEST: ["test_http_request"],
@@ -2097,3 +2098,22 @@ def test_close_notify_during_handshake(mode):
     check_report(
         outcome.connection, diagnosis.CLOSED_UNEXPECTEDLY, "close_notify"
     )
+
+
+def test_local_socket_closed():
+    # The application closes its own socket before the handshake runs.
+    listener = support.loopback_listener()
+    with listener:
+        client_socket = socket.create_connection(
+            listener.getsockname(), IO_TIMEOUT
+        )
+        accepted, _ = listener.accept()
+    with accepted:
+        connection = icsssl.Connection(
+            client_context(verify=False), client_socket
+        )
+        connection.set_connect_state()
+        client_socket.close()
+        with pytest.raises(SSL.SysCallError):
+            connection.do_handshake()
+    check_report(connection, diagnosis.LOCAL_SOCKET_CLOSED, "EBADF")

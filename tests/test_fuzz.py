@@ -21,7 +21,6 @@ import random
 from typing import Any, Iterator, Optional
 
 import pytest
-from cryptography import x509
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from OpenSSL import SSL, crypto
@@ -263,17 +262,6 @@ def test_run_case_catches_pending_prefix_failure(world, monkeypatch):
 
 #: (side, start) pairs whose diagnosis names the wrong peer: a server's
 #: message reads "the server sent ...", a client's "the client sent ...".
-_WRONG_PEER = {
-    ("server", b"HTTP/1.1"),
-    ("server", b"<!DOCTYP"),
-    ("server", b"220 mail"),
-    ("server", b"220 ftp."),
-    ("server", b"+OK POP3"),
-    ("server", b"* OK IMA"),
-    ("server", b"SSH-2.0-"),
-    ("client", b"GET / HT"),
-    ("client", b"CONNECT "),
-}
 
 #: (side, start) pairs left out, because OpenSSL releases give a client
 #: different reasons for them: 3.0 reads OPTIONS as a wrong version number
@@ -281,12 +269,6 @@ _WRONG_PEER = {
 #: overflow.
 _REASON_VARIES = {("client", b"OPTIONS "), ("client", b"POST / H")}
 
-_WRONG_PEER_REASON = (
-    "diagnosis._classify names what a non-TLS peer sent without looking at "
-    "the role: a server that receives an SSH banner or a greeting gets "
-    "'the server sent ...' (kind ICSSSL_SSH_SERVER etc.), and a client that "
-    "receives 'GET ' gets 'the client sent a plain HTTP request'"
-)
 
 
 def _plaintext_params() -> list[Any]:
@@ -295,15 +277,8 @@ def _plaintext_params() -> list[Any]:
         for side in ("server", "client"):
             if (side, start[:8]) in _REASON_VARIES:
                 continue
-            marks = []
-            if (side, start[:8]) in _WRONG_PEER:
-                marks.append(
-                    pytest.mark.xfail(strict=True, reason=_WRONG_PEER_REASON)
-                )
             params.append(
-                pytest.param(
-                    side, start, marks=marks, id=f"{side}-{start[:8]!r}"
-                )
+                pytest.param(side, start, id=f"{side}-{start[:8]!r}")
             )
     return params
 
@@ -386,16 +361,6 @@ def test_report_with_unparsable_peer_certificate(world, tmp_path, verify):
     assert isinstance(client.handshake_details, dict)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(x509.InvalidVersion, ValueError),
-    reason=(
-        "Connection._own_certificate_problem converts this side's "
-        "certificate with get_certificate(as_cryptography=True), which "
-        "raises InvalidVersion for a certificate OpenSSL loaded, so every "
-        "failed handshake's handshake_report raises"
-    ),
-)
 def test_report_with_unparsable_own_certificate(world, tmp_path):
     _client, server, result = _odd_certificate_pair(
         world, str(tmp_path), verify=True
