@@ -782,14 +782,6 @@ class Connection(_SSL.Connection):
         failure = self._ics_failure
         return None if failure is None else failure.exception
 
-    def _field(self, name: str, empty: Any) -> Any:
-        report = self._ics_report
-        if report is None:
-            report = self.handshake_report
-            if report is None:
-                return empty
-        return getattr(report, name)
-
     @property
     def handshake_error(self) -> int:
         """First packed OpenSSL code of the failed handshake, or 0."""
@@ -809,6 +801,9 @@ class Connection(_SSL.Connection):
     def handshake_err_code(self) -> int:
         """ICS's ``ErrCode``: 0 success, 1 closed unexpectedly, else the
         reason of :attr:`handshake_error`; 0 while pending."""
+        report = self._ics_report
+        if report is not None:
+            return report.err_code
         failure = self._ics_failure
         if failure is None:
             return 0
@@ -819,57 +814,68 @@ class Connection(_SSL.Connection):
     @property
     def handshake_resp_msg(self) -> str:
         """One-line result, e.g. ``SSL Connected OK with TLSv1.3, ...``."""
-        return self._field("message", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.message
 
     @property
     def cipher_desc(self) -> str:
         """``SSL_CIPHER_description`` of the negotiated cipher."""
-        return self._field("cipher_description", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.cipher_description
 
     @property
     def key_exchange(self) -> str:
         """``Kx=`` field of the cipher description (``any`` in TLS 1.3)."""
-        return self._field("key_exchange", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.key_exchange
 
     @property
     def key_auth(self) -> str:
         """``Au=`` field of the cipher description."""
-        return self._field("authentication", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.authentication
 
     @property
     def encryption(self) -> str:
         """``Enc=`` field of the cipher description."""
-        return self._field("encryption", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.encryption
 
     @property
     def mess_auth(self) -> str:
         """``Mac=`` field of the cipher description."""
-        return self._field("mac", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.mac
 
     @property
     def ssl_version(self) -> str:
         """Negotiated protocol, e.g. ``TLSv1.2``."""
-        return self._field("version", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.version
 
     @property
     def ssl_cipher(self) -> str:
         """OpenSSL name of the negotiated cipher."""
-        return self._field("cipher", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.cipher
 
     @property
     def secret_bits(self) -> int:
         """Secret bits of the negotiated cipher."""
-        return self._field("secret_bits", 0)  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return 0 if report is None else report.secret_bits
 
     @property
     def total_bits(self) -> int:
         """Algorithm bits of the negotiated cipher."""
-        return self._field("total_bits", 0)  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return 0 if report is None else report.total_bits
 
     @property
     def group_name(self) -> str:
         """Key-exchange group (``X25519``), or ``""`` where unknown."""
-        return self._field("group", "")  # type: ignore[no-any-return]
+        report = self._ics_report or self.handshake_report
+        return "" if report is None else report.group
 
     SslHandshakeErr = handshake_error
     SslHandshakeErrors = handshake_errors
