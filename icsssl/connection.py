@@ -292,10 +292,7 @@ class Connection(_SSL.Connection):
         self, context: _SSL.Context, socket: Any | None = None
     ) -> None:
         super().__init__(context, socket)
-        self._raise_ssl_error = _watch(self, Connection._watch_handshake)
-        if socket is None:
-            self.bio_write = _watch(self, Connection._capture_bio_write)
-            self.bio_read = _watch(self, Connection._capture_bio_read)
+        self._watch_new_handshake(socket is None)
 
     # -- handshake tracking -------------------------------------------------
 
@@ -305,16 +302,31 @@ class Connection(_SSL.Connection):
         for name in self._PER_HANDSHAKE:
             state.pop(name, None)
         self._stop_watching()
+        self._watch_new_handshake(_pyopenssl.socket_of(self) is None)
+
+    def _watch_new_handshake(self, memory_bio: bool) -> None:
+        # Each shadow is an instance attribute, so a connection pays for
+        # it only while its handshake is pending; see the module docstring.
         self._raise_ssl_error = _watch(self, Connection._watch_handshake)
-        if _pyopenssl.socket_of(self) is None:
+        if memory_bio:
             self.bio_write = _watch(self, Connection._capture_bio_write)
             self.bio_read = _watch(self, Connection._capture_bio_read)
+        else:
+            self.do_handshake = _watch(self, Connection._peeking_handshake)
+
+    _SHADOWS = (
+        "_raise_ssl_error",
+        "bio_write",
+        "bio_read",
+        "do_handshake",
+        "recv",
+        "recv_into",
+        "read",
+    )
 
     def _stop_watching(self) -> None:
         state = self.__dict__
-        for name in ("_raise_ssl_error", "bio_write", "bio_read"):
-            state.pop(name, None)
-        for name in ("recv", "recv_into", "read"):
+        for name in self._SHADOWS:
             state.pop(name, None)
 
     def _capture_bio_write(self, buf: Any) -> int:
@@ -554,17 +566,18 @@ class Connection(_SSL.Connection):
         super().set_alpn_protos(protos)
         self._ics_alpn = tuple(protos)
 
-    def do_handshake(self) -> None:
-        """Run the handshake, as pyOpenSSL does.
+    def _peeking_handshake(self) -> None:
+        """Run ``do_handshake`` on a socket, peeking (``MSG_PEEK``) at the
+        peer's first bytes before OpenSSL reads them, so a failure can say
+        what the peer sent.
 
-        While the handshake is pending on a socket, the peer's first bytes
-        are peeked at (``MSG_PEEK``) before OpenSSL reads them, so a
-        failure can say what the peer sent.  A blocking client socket is
-        driven non-blocking inside this call until those bytes are seen;
-        the call still blocks until the handshake ends.
+        A blocking client socket is driven non-blocking inside this call
+        until those bytes are seen; the call still blocks until the
+        handshake ends.
         """
         sock = _pyopenssl.socket_of(self)
-        if self._ics_finished or sock is None or self._ics_received:
+        if self._ics_finished or self._ics_received:
+            self.__dict__.pop("do_handshake", None)
             return super().do_handshake()
         if sock.gettimeout() is not None or self._ics_role != "client":
             # Non-blocking: look at what has arrived.  Blocking server:
