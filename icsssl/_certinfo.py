@@ -197,37 +197,36 @@ def own_certificate_problems(
     usage = _extension(certificate, ExtensionOID.KEY_USAGE)
     if usage is not None and not usage.value.digital_signature:
         problems.append("its keyUsage lacks digitalSignature")
-    key = key_description(certificate)
-    kind, _, size = key.partition(" ")
-    if kind in ("RSA", "DSA") and size.isdigit() and int(size) < 2048:
-        problems.append(f"its key ({key}) is smaller than 2048 bits")
-    try:
-        digest = certificate.signature_hash_algorithm
-    except Exception:  # noqa: BLE001 - an algorithm cryptography lacks
-        digest = None
-    if digest is not None and digest.name in ("sha1", "md5"):
-        problems.append(f"it is signed with {digest.name.upper()}")
+    problems += _weaknesses(certificate)
     if not problems:
         return ""
     return f"this side's certificate ({subject}): " + "; ".join(problems)
 
 
-def weak_issuer_problems(certificate: x509.Certificate) -> str:
-    """Return why a CA certificate this side sends is too weak, or ``""``."""
-    subject = certificate.subject.rfc4514_string()
-    problems = []
+def _weaknesses(certificate: x509.Certificate) -> list[str]:
+    """Return what makes *certificate* too weak for OpenSSL's default
+    security level: an RSA or DSA key under 2048 bits, a SHA-1 or MD5
+    signature."""
+    found = []
     key = key_description(certificate)
     kind, _, size = key.partition(" ")
     if kind in ("RSA", "DSA") and size.isdigit() and int(size) < 2048:
-        problems.append(f"its key ({key}) is smaller than 2048 bits")
+        found.append(f"its key ({key}) is smaller than 2048 bits")
     try:
         digest = certificate.signature_hash_algorithm
     except Exception:  # noqa: BLE001 - an algorithm cryptography lacks
         digest = None
     if digest is not None and digest.name in ("sha1", "md5"):
-        problems.append(f"it is signed with {digest.name.upper()}")
+        found.append(f"it is signed with {digest.name.upper()}")
+    return found
+
+
+def weak_issuer_problems(certificate: x509.Certificate) -> str:
+    """Return why a CA certificate this side sends is too weak, or ``""``."""
+    problems = _weaknesses(certificate)
     if not problems:
         return ""
+    subject = certificate.subject.rfc4514_string()
     return f"the CA certificate {subject} in this side's chain: " + "; ".join(
         problems
     )
