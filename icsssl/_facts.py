@@ -17,7 +17,7 @@ from OpenSSL import SSL as _SSL
 from icsssl import _certinfo, _pyopenssl, diagnosis, tlswire
 from icsssl._openssl import lib
 
-#: The most bytes of a rebuilt ClientHello that are read.
+#: The maximum number of bytes of a rebuilt ClientHello that are read.
 MAX_HELLO_BYTES = 16384
 
 

@@ -76,8 +76,8 @@ _TLS1_3_VERSION = 0x0304
 
 
 class _Failure(NamedTuple):
-    """What is kept when a handshake fails; the rest waits for the
-    report (:func:`icsssl._facts.build`)."""
+    """The facts kept when a handshake fails.  The rest is gathered when
+    the report is read (:func:`icsssl._facts.build`)."""
 
     codes: tuple[int, ...]
     exception: BaseException
@@ -393,9 +393,9 @@ class Connection(_SSL.Connection):
             return
         if _pyopenssl.queue_is_empty():
             # WantRead/WantWrite, or a failure without an OpenSSL code
-            # (a close, a Python callback's exception).  OpenSSL says
-            # "error" once a handshake failed, so the state it stopped in
-            # is kept from the last step that went well.
+            # (a close, a Python callback's exception).  OpenSSL reports
+            # the state "error" once a handshake failed, so the state it
+            # stopped in is kept from the last step that went well.
             self._ics_state = _pyopenssl.state_pointer(self)
             try:
                 _PARENT_RAISE(self, ssl, result)
@@ -411,8 +411,8 @@ class Connection(_SSL.Connection):
         except BaseException as exception:
             self._fail(codes, exception)
             raise
-        # SSL_get_error said SSL_ERROR_NONE for a result <= 0: nothing to
-        # report, and the handshake goes on.
+        # SSL_get_error returned SSL_ERROR_NONE for a result <= 0: nothing
+        # to report, and the handshake goes on.
 
     def _fail(self, codes: tuple[int, ...], exception: BaseException) -> None:
         """Record a failed handshake; its callback exception, if any,
@@ -450,8 +450,8 @@ class Connection(_SSL.Connection):
                 self._watch_first_exchange()
         else:
             logging = sys.modules.get("logging")
-            # Without the logging module imported nobody configured it,
-            # so a debug record would go nowhere.
+            # If the application never imported logging, no handler is
+            # configured, so a debug record would go nowhere.
             if logging is not None and logging.getLogger(
                 "icsssl"
             ).isEnabledFor(logging.DEBUG):
@@ -773,7 +773,7 @@ class Connection(_SSL.Connection):
 
         Empty while the handshake is pending.  ``peer_signature`` needs
         one shared OpenSSL instance (Debian's python3-openssl); with the
-        PyPI wheels it says it is not available.
+        PyPI wheels it reports that it is not available.
         """
         report = self.handshake_report
         if report is None:

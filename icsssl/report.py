@@ -15,7 +15,8 @@ diagnosis.set_error_formatter(_pyopenssl.error_string)
 
 @dataclasses.dataclass(frozen=True)
 class HandshakeReport:
-    """What a finished handshake negotiated, or why it failed.
+    """The outcome of a finished handshake: what it negotiated, or why it
+    failed.
 
     Field names follow Delphi ICS's ``TSslWSocket`` properties; see
     :class:`Connection` for the ICS spelling of each.
