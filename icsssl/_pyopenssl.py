@@ -50,9 +50,6 @@ MAX_QUEUED_ERRORS = 64
 # whether the two bindings share one error queue.
 _MARKER_REASON = 0x1C5
 
-SSL_ERROR_WANT_READ: int = peer_lib.SSL_ERROR_WANT_READ
-SSL_ERROR_WANT_WRITE: int = peer_lib.SSL_ERROR_WANT_WRITE
-SSL_ERROR_WANT_X509_LOOKUP: int = peer_lib.SSL_ERROR_WANT_X509_LOOKUP
 
 #: Version number of the OpenSSL that pyOpenSSL runs on.
 VERSION_NUMBER: int = _SSL.OPENSSL_VERSION_NUMBER
@@ -142,17 +139,9 @@ def queue_is_empty() -> bool:
     return empty
 
 
-def state_pointer(connection: _SSL.Connection) -> Any:
-    """Return ``SSL_state_string_long`` as a pointer to OpenSSL's static
-    text, to be decoded by :func:`decode_state` only when needed."""
-    saved_errno = peer_ffi.errno
-    pointer = peer_lib.SSL_state_string_long(connection._ssl)
-    peer_ffi.errno = saved_errno
-    return pointer
-
-
 def decode_state(pointer: Any) -> str:
-    """Return the text behind a :func:`state_pointer` result, or ""."""
+    """Return the text behind a :func:`state_if_queue_empty` result, or
+    ""."""
     if pointer is None:
         return ""
     return _text(pointer) or ""
@@ -161,14 +150,6 @@ def decode_state(pointer: Any) -> str:
 def protocol_version(connection: _SSL.Connection) -> int:
     """Return the negotiated protocol as its number (0x0304 is TLS 1.3)."""
     return int(peer_lib.SSL_version(connection._ssl))
-
-
-def ssl_error_kind(connection: _SSL.Connection, result: int) -> int:
-    """Return ``SSL_get_error`` for *result*, keeping ``ffi.errno``."""
-    saved_errno = peer_ffi.errno
-    kind: int = peer_lib.SSL_get_error(connection._ssl, result)
-    peer_ffi.errno = saved_errno
-    return kind
 
 
 def _text(pointer: Any) -> str | None:
@@ -233,6 +214,25 @@ def shared_ssl_pointer(connection: _SSL.Connection) -> Any:
         )
     address = int(peer_ffi.cast("uintptr_t", connection._ssl))
     return ffi.cast("SSL *", address)
+
+
+def live_connections() -> list[_SSL.Connection]:
+    """Return every Connection alive in this process, from the weak map
+    pyOpenSSL keeps to find a Connection from its ``SSL*`` in callbacks."""
+    return list(_SSL.Connection._reverse_mapping.values())
+
+
+def state_if_queue_empty(connection: _SSL.Connection) -> Any:
+    """Return ``SSL_state_string_long`` as a pointer to OpenSSL's static
+    text if pyOpenSSL's error queue is empty in this thread, else None;
+    ``ffi.errno`` is kept for pyOpenSSL."""
+    saved_errno = peer_ffi.errno
+    if peer_lib.ERR_peek_error() != 0:
+        peer_ffi.errno = saved_errno
+        return None
+    pointer = peer_lib.SSL_state_string_long(connection._ssl)
+    peer_ffi.errno = saved_errno
+    return pointer
 
 
 def socket_of(connection: _SSL.Connection) -> Any:

@@ -206,16 +206,19 @@ def _watch(connection: Connection, method: Callable[..., Any]) -> Any:
     return call
 
 
-# Connections whose handshake succeeded.  In a child process after fork()
-# each of them is watched until it reads data, so that a record failing
-# its MAC because parent and child share the TLS state is reported as such.
-_FINISHED: weakref.WeakSet[Connection] = weakref.WeakSet()
-
-
 def _after_fork_in_child() -> None:
+    # In a child process after fork() each connection whose handshake
+    # succeeded is watched until it reads data, so that a record failing
+    # its MAC because parent and child share the TLS state is reported as
+    # such.
     _update_pid()
-    for connection in list(_FINISHED):
-        connection._watch_first_exchange(forked=True)
+    for connection in _pyopenssl.live_connections():
+        if (
+            isinstance(connection, Connection)
+            and connection._ics_finished
+            and connection._ics_failure is None
+        ):
+            connection._watch_first_exchange(forked=True)
 
 
 if hasattr(os, "register_at_fork"):
@@ -391,12 +394,13 @@ class Connection(_SSL.Connection):
             _PARENT_RAISE(self, ssl, result)
             self._finish(None)
             return
-        if _pyopenssl.queue_is_empty():
+        state = _pyopenssl.state_if_queue_empty(self)
+        if state is not None:
             # WantRead/WantWrite, or a failure without an OpenSSL code
             # (a close, a Python callback's exception).  OpenSSL reports
             # the state "error" once a handshake failed, so the state it
             # stopped in is kept from the last step that went well.
-            self._ics_state = _pyopenssl.state_pointer(self)
+            self._ics_state = state
             try:
                 _PARENT_RAISE(self, ssl, result)
             except _NOT_FAILURES:
@@ -445,7 +449,6 @@ class Connection(_SSL.Connection):
         if not self._ics_after_handshake:
             self._ics_pid = _PID
         if failure is None:
-            _FINISHED.add(self)
             if self._ics_role == "client":
                 self._watch_first_exchange()
         else:
