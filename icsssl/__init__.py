@@ -77,13 +77,18 @@ _LAZY = {
     "CertificateLoadError": "icsssl.context",
 }
 
+# "from OpenSSL import SSL, crypto" becomes "from icsssl import SSL, crypto".
+_MODULES = {"crypto": "OpenSSL.crypto"}
+
 
 def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'icsssl' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(module), name)
 
 

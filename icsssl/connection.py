@@ -483,9 +483,13 @@ class Connection(_SSL.Connection):
         if sock is None:
             return "memory BIO peer"
         try:
-            return str(sock.getpeername())
+            peer = sock.getpeername()
         except OSError:
             return "unknown peer"
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            host = f"[{peer[0]}]" if ":" in str(peer[0]) else peer[0]
+            return f"{host}:{peer[1]}"
+        return str(peer)
 
     # -- TLS 1.3: the server's verdict on our certificate comes late -------
     #

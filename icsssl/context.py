@@ -161,6 +161,31 @@ class Context(_SSL.Context):
         super().set_passwd_cb(callback, userdata)
         self._ics_has_passphrase = callback is not None
 
+    def load_verify_locations(
+        self, cafile: Optional[_Path], capath: Optional[_Path] = None
+    ) -> None:
+        """Trust the CA certificates in *cafile* and/or the hashed
+        directory *capath*, as pyOpenSSL does, naming a missing one."""
+        if cafile is not None:
+            _read(cafile, "CA certificates")
+        if capath is not None and not os.path.isdir(capath):
+            raise CertificateLoadError(
+                UNREADABLE_FILE,
+                f"the CA directory {_show(capath)!r} does not exist",
+                _show(capath),
+            )
+        try:
+            super().load_verify_locations(cafile, capath)
+        except _SSL.Error as error:
+            shown = _show(cafile) if cafile is not None else _show(capath)
+            raise CertificateLoadError(
+                UNREADABLE_FILE,
+                f"OpenSSL cannot load CA certificates from {shown!r}: it "
+                "must hold PEM certificates",
+                shown,
+                *error.args,
+            ) from error
+
     def use_certificate_chain_file(self, certfile: _Path) -> None:
         """Load a PEM chain, leaf first, as pyOpenSSL does."""
         self._load_certificate(

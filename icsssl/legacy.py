@@ -327,8 +327,9 @@ def _infer(code: int, text: Optional[_ErrorText]) -> DecodedError:
             code, "OpenSSL 3 layout, inferred", True, basis
         )
     raise ValueError(
-        f"code 0x{code:08X} fits no layout. {basis} Pass layout='1.0.2', "
-        "'1.1.1' or '3' (--layout on the command line) to decode it anyway."
+        f"code 0x{code:08X} fits no layout. {basis} Give the layout to decode "
+        "it anyway: --layout 1.0.2, 1.1.1 or 3 on the command line, "
+        "layout='1.0.2', '1.1.1' or '3' in Python."
     )
 
 
@@ -433,8 +434,9 @@ def _ambiguity_message(code: int, legacy_fits: tuple[str, ...]) -> str:
     return (
         f"code 0x{code:08X} is ambiguous. As OpenSSL "
         f"{'/'.join(legacy_fits)} it is {_summary(as_legacy)}. As OpenSSL 3 "
-        f"it is {_summary(as_openssl3)}. Pass layout='1.0.2', '1.1.1' or '3' "
-        "(--layout on the command line)."
+        f"it is {_summary(as_openssl3)}. Give the layout: "
+        "--layout 1.0.2, 1.1.1 or 3 on the command line, layout='1.0.2', "
+        "'1.1.1' or '3' in Python."
     )
 
 

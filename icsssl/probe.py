@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import ipaddress
 import json
 import socket
@@ -82,6 +83,10 @@ def _context(arguments: argparse.Namespace) -> _SSL.Context:
     if not arguments.insecure:
         context.set_verify(_SSL.VERIFY_PEER)
         if arguments.cafile:
+            if not os.path.isfile(arguments.cafile):
+                raise ValueError(
+                    f"--cafile {arguments.cafile!r}: file not found"
+                )
             try:
                 context.load_verify_locations(arguments.cafile)
             except _SSL.Error:
@@ -139,7 +144,6 @@ def _result(
 
 
 _VERBOSE_ROWS = (
-    ("kind", "kind"),
     ("state", "OpenSSL state"),
     ("verify_result", "verify result"),
     ("verify_text", "verify text"),
@@ -159,6 +163,8 @@ def _print_text(result: dict[str, Any], verbose: bool) -> None:
     rows = [("target", target), ("result", result.get("message", ""))]
     rows.append(("ErrCode", str(result.get("err_code", ""))))
     rows.append(("SslHandshakeErr", f"0x{result.get('error', 0):08X}"))
+    if result.get("kind") and result["kind"] != "ICSSSL_OK":
+        rows.append(("kind", result["kind"]))
     if result.get("cipher_description"):
         rows.append(("cipher", result["cipher_description"]))
     for key, label in (

@@ -22,6 +22,7 @@ from OpenSSL import SSL as _SSL
 
 from icsssl import _certs, _net
 from icsssl.connection import Connection
+from icsssl.context import Context
 
 #: The most bytes of one client's data that are read and echoed.
 MAX_ECHO_BYTES = 1 << 20
@@ -121,7 +122,8 @@ def serve(
         if cert is None:
             cert, key = _certs.write_self_signed(folder)
             note = " (fresh self-signed certificate for localhost)"
-        context = _SSL.Context(_SSL.TLS_METHOD)
+        # icsssl's Context names the file and the cause of a bad pair.
+        context = Context(_SSL.TLS_METHOD)
         context.use_certificate_chain_file(cert)
         context.use_privatekey_file(key or cert)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -165,10 +167,18 @@ def _accept_loop(
             workers = [thread for thread in workers if thread.is_alive()]
             workers.append(worker)
     except KeyboardInterrupt:
-        print("icsssl serve: interrupted, stopping", flush=True)
-    for worker in workers:
-        worker.join(timeout)
-    print(f"icsssl serve: stopped after {served} clients", flush=True)
+        # Clients still connected are dropped: their threads are daemons.
+        busy = sum(1 for worker in workers if worker.is_alive())
+        print(
+            f"icsssl serve: interrupted, stopping ({busy} client "
+            "connections dropped)",
+            flush=True,
+        )
+    else:
+        for worker in workers:
+            worker.join(timeout)
+    noun = "client" if served == 1 else "clients"
+    print(f"icsssl serve: stopped after {served} {noun}", flush=True)
     return 0
 
 

@@ -217,3 +217,28 @@ def test_small_key_at_security_level_two(tmp_path: pathlib.Path) -> None:
     assert caught.value.kind == context.LOCAL_KEY_TOO_SMALL
     support.record_kind(caught.value.kind, str(caught.value))
     assert "RSA 1024" in str(caught.value)
+
+
+def test_missing_ca_file_is_named(tmp_path: pathlib.Path) -> None:
+    missing = str(tmp_path / "no-such-ca.pem")
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    with pytest.raises(context.CertificateLoadError) as caught:
+        ctx.load_verify_locations(missing)
+    assert caught.value.kind == context.UNREADABLE_FILE
+    assert missing in str(caught.value)
+
+
+def test_ca_file_loads(tmp_path: pathlib.Path) -> None:
+    certificate = _write_certificate(tmp_path / "ca.pem", _self_signed(_key()))
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.load_verify_locations(certificate)
+    connection = icsssl.Connection(ctx, None)
+    assert icsssl._pyopenssl.trusted_root_count(connection) == 1
+
+
+def test_crypto_importable_beside_ssl() -> None:
+    from OpenSSL import crypto as plain_crypto
+
+    from icsssl import crypto
+
+    assert crypto is plain_crypto
