@@ -1925,6 +1925,7 @@ def test_forked_connection(pki, version):
     # the first code.
     assert result["first_library"] in (ERR_LIB_SSL, ERR_LIB_PROV)
     assert result["message"].startswith(result["ics_message"])
+    support.record_kind(result["kind"], result["message"])
 
 
 # -- every kind has a test ---------------------------------------------------------
