@@ -310,12 +310,17 @@ class Connection(_SSL.Connection):
     def _watch_new_handshake(self, memory_bio: bool) -> None:
         # Each shadow is an instance attribute, so a connection pays for
         # it only while its handshake is pending; see the module docstring.
-        self._raise_ssl_error = _watch(self, Connection._watch_handshake)
+        self._shadow("_raise_ssl_error", Connection._watch_handshake)
         if memory_bio:
-            self.bio_write = _watch(self, Connection._capture_bio_write)
-            self.bio_read = _watch(self, Connection._capture_bio_read)
+            self._shadow("bio_write", Connection._capture_bio_write)
+            self._shadow("bio_read", Connection._capture_bio_read)
         else:
-            self.do_handshake = _watch(self, Connection._peeking_handshake)
+            self._shadow("do_handshake", Connection._peeking_handshake)
+
+    def _shadow(self, name: str, method: Callable[..., Any]) -> None:
+        """Shadow the method *name* on this connection alone with
+        *method*, held through a weak reference (see :func:`_watch`)."""
+        self.__dict__[name] = _watch(self, method)
 
     _SHADOWS = (
         "_raise_ssl_error",
@@ -502,10 +507,10 @@ class Connection(_SSL.Connection):
     def _watch_first_exchange(self, forked: bool = False) -> None:
         if not forked and _pyopenssl.protocol_version(self) != _TLS1_3_VERSION:
             return
-        self._raise_ssl_error = _watch(self, Connection._watch_after_handshake)
-        self.recv = _watch(self, Connection._recv_watched)
-        self.recv_into = _watch(self, Connection._recv_into_watched)
-        self.read = self.recv
+        self._shadow("_raise_ssl_error", Connection._watch_after_handshake)
+        self._shadow("recv", Connection._recv_watched)
+        self._shadow("recv_into", Connection._recv_into_watched)
+        self.__dict__["read"] = self.__dict__["recv"]
 
     def _recv_watched(self, bufsiz: int, flags: Optional[int] = None) -> bytes:
         data = _SSL.Connection.recv(self, bufsiz, flags)
@@ -715,7 +720,7 @@ class Connection(_SSL.Connection):
             return super().shutdown()
         finally:
             if watch is not None and not self._ics_finished:
-                self._raise_ssl_error = watch
+                self.__dict__["_raise_ssl_error"] = watch
 
     def renegotiate(self) -> bool:
         """Start a TLS 1.2 renegotiation, as pyOpenSSL does, and watch the

@@ -177,7 +177,8 @@ class Context(_SSL.Context):
         try:
             super().load_verify_locations(cafile, capath)
         except _SSL.Error as error:
-            shown = _show(cafile) if cafile is not None else _show(capath)
+            where = cafile if cafile is not None else capath
+            shown = "" if where is None else _show(where)
             raise CertificateLoadError(
                 UNREADABLE_FILE,
                 f"OpenSSL cannot load CA certificates from {shown!r}: it "

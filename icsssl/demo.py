@@ -191,7 +191,9 @@ def _hang_up_server(listener: socket.socket) -> Side:
                 break
     return Side(
         "server",
-        note=f"raw socket: read a {len(received)}-byte ClientHello, then closed",
+        note=(
+            f"raw socket: read a {len(received)}-byte ClientHello, then closed"
+        ),
     )
 
 

@@ -288,7 +288,8 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
         # HTTP/0.9-style answer: a server that took the ClientHello for a
         # request line without a version sends the page alone.
         return PLAIN_HTTP_SERVER, (
-            f"the server answered in plain HTTP with an HTML page ({_quote(data.lstrip())})"
+            "the server answered in plain HTTP with an HTML page "
+            f"({_quote(data.lstrip())})"
         )
     if data.startswith(b"SSH-"):
         return SSH_SERVER, f"the server sent an SSH banner ({_quote(data)})"
@@ -337,11 +338,13 @@ def _recognise_tail(tail: bytes) -> tuple[str, str]:
     shown = f'"...{tlswire.first_line(tail)}"'
     if _HTTP_STATUS_TAIL.match(tail):
         return PLAIN_HTTP_SERVER, (
-            f'the server answered in plain HTTP ("HTTP/{tlswire.first_line(tail)}")'
+            "the server answered in plain HTTP "
+            f'("HTTP/{tlswire.first_line(tail)}")'
         )
     if _SSH_TAIL.match(tail):
         return SSH_SERVER, (
-            f'the server sent an SSH banner ("SSH-2{tlswire.first_line(tail)}")'
+            "the server sent an SSH banner "
+            f'("SSH-2{tlswire.first_line(tail)}")'
         )
     if b"<html" in tail[:256].lower() or tail.lower().startswith(b"type html"):
         return PLAIN_HTTP_SERVER, (
@@ -507,7 +510,8 @@ def _verify_detail(facts: Facts) -> tuple[str, str]:
         digest = chain[depth].signature_hash if depth < len(chain) else ""
         return CERT_DIGEST_TOO_WEAK, (
             f"{label}: {_chain_entry(facts, depth)} is signed with "
-            f"{digest.upper() or 'a weak digest'}, refused at this security level"
+            f"{digest.upper() or 'a weak digest'}, refused at this security "
+            "level"
         )
     if result in STRICT_CHECKS:
         holders = [
@@ -571,7 +575,8 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
         if alert == 116:
             return (
                 PEER_CERTIFICATE_REQUIRED,
-                f"{named}: it requires a client certificate and this side sent none",
+                f"{named}: it requires a client certificate and this side "
+                "sent none",
             )
         what = (
             "this side's certificate"
@@ -585,7 +590,8 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
         offered = _offered_versions(facts)
         return (
             PROTOCOL_VERSION_REJECTED,
-            f"{named}: it accepts none of the versions this side offered ({offered})",
+            f"{named}: it accepts none of the versions this side offered "
+            f"({offered})",
         )
     if alert == 80 and _offered_only_legacy(facts):
         return LEGACY_VERSION_INTERNAL_ERROR, (
@@ -612,7 +618,8 @@ def _alert_detail(facts: Facts, alert: int) -> tuple[str, str]:
         )
         return (
             NO_APPLICATION_PROTOCOL,
-            f"{named}: no ALPN protocol in common; this side offered {offered}",
+            f"{named}: no ALPN protocol in common; this side offered "
+            f"{offered}",
         )
     if alert == 112:
         if facts.server_name:
@@ -693,7 +700,8 @@ def _closed(facts: Facts) -> tuple[str, str]:
         hello = _peer_hello(facts)
         if facts.received_any and hello is not None and not hello.complete:
             return CLOSED_BY_CLIENT, (
-                f"the client closed the connection after {len(facts.received)} "
+                "the client closed the connection after "
+                f"{len(facts.received)} "
                 f"bytes of a {hello.size}-byte ClientHello"
             )
         if reset:
