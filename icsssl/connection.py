@@ -20,10 +20,10 @@ move application data only after it.
 What the diagnosis needs besides the codes
 ------------------------------------------
 
-While the handshake is pending, ``bio_write`` and ``bio_read`` of a
-memory-BIO connection are shadowed the same way to keep the first bytes
-each side sent, and ``do_handshake`` on a socket peeks (``MSG_PEEK``) at
-the peer's first bytes before OpenSSL reads them.  The rest of the facts
+While the handshake is pending, ``bio_write`` of a memory-BIO connection
+is shadowed the same way to keep the peer's first bytes, and
+``do_handshake`` on a socket peeks (``MSG_PEEK``) at the peer's first
+bytes before OpenSSL reads them.  The rest of the facts
 are gathered when the report is first read (:mod:`icsssl._facts`).
 
 The shadows are small functions holding a weak reference to their
@@ -312,8 +312,11 @@ class Connection(_SSL.Connection):
         # it only while its handshake is pending; see the module docstring.
         self._shadow("_raise_ssl_error", Connection._watch_handshake)
         if memory_bio:
+            # Only what the peer sent is kept: this side's own ClientHello
+            # can be rebuilt when a diagnosis needs it, and a shadow of
+            # bio_read would sit in every empty read that raises
+            # WantReadError before the first flight.
             self._shadow("bio_write", Connection._capture_bio_write)
-            self._shadow("bio_read", Connection._capture_bio_read)
         else:
             self._shadow("do_handshake", Connection._peeking_handshake)
 
@@ -347,12 +350,6 @@ class Connection(_SSL.Connection):
             self.__dict__.pop("bio_write", None)
         return _SSL.Connection.bio_write(self, data)
 
-    def _capture_bio_read(self, bufsiz: int) -> bytes:
-        data = _SSL.Connection.bio_read(self, bufsiz)
-        if data:
-            self._ics_sent = data[:MAX_CAPTURED_BYTES]
-            self.__dict__.pop("bio_read", None)
-        return data
 
     def _peek_socket(self, wait: bool) -> None:
         """Keep the peer's first bytes, read from the socket without
