@@ -8,7 +8,7 @@ is usually the one stdlib ``ssl`` uses and usually *not* the one pyOpenSSL
 runs on (see ``icsssl/_pyopenssl.py``).
 
 The minimum OpenSSL is 3.0.  Functions added later are wrapped in C so the
-module compiles everywhere, and a ``ICSSSL_HAS_*`` constant tells Python
+module compiles everywhere, and a ``ICSSSL_HAS_*`` constant reports to Python
 whether the real function is present.
 """
 
@@ -198,8 +198,8 @@ def check_headers() -> None:
     """Exit with one line naming the package to install if the OpenSSL
     headers are missing.
 
-    cffi's own failure would be a page of compiler output that never says
-    which package provides ``openssl/ssl.h``.
+    cffi's own failure would be a page of compiler output that never names
+    the package that provides ``openssl/ssl.h``.
     """
     command = _compiler()
     if shutil.which(command[0]) is None:

@@ -9,7 +9,7 @@ result (``SslHandshakeRespMsg``) and the negotiated cipher's description
 The functions here wrap the system OpenSSL that icsssl's cffi module links
 (``icsssl._openssl``, whose raw ``ffi`` and ``lib`` stay importable).
 pyOpenSSL may run on another OpenSSL instance; :data:`SHARED_OPENSSL`
-says whether it does not.
+is True when both use one instance.
 """
 
 from __future__ import annotations

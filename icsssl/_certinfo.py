@@ -108,8 +108,9 @@ def unparsable(error: BaseException) -> PeerCertificate:
 
 
 def describe_any(certificate: Any) -> PeerCertificate:
-    """Describe a pyOpenSSL ``X509`` or a cryptography certificate; never
-    raises, returning :func:`unparsable`'s placeholder instead."""
+    """Describe a pyOpenSSL ``X509`` or a cryptography certificate.  A
+    certificate that cannot be parsed gets :func:`unparsable`'s
+    placeholder instead of an exception."""
     try:
         converted = getattr(certificate, "to_cryptography", None)
         value = converted() if converted is not None else certificate

@@ -37,13 +37,13 @@ def wait_for(
     """Wait until the connection's socket is readable (or writable)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise PeerTimeout("no answer within the time limit")
+        raise PeerTimeout("timed out waiting for the peer")
     sockets = [connection]
     readable, writable, _ = select.select(
         [] if write else sockets, sockets if write else [], [], remaining
     )
     if not readable and not writable:
-        raise PeerTimeout("no answer within the time limit")
+        raise PeerTimeout("timed out waiting for the peer")
 
 
 def recv_some(connection: _SSL.Connection, size: int, timeout: float) -> bytes:

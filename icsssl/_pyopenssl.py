@@ -13,7 +13,7 @@ Two OpenSSL instances may live in this process:
 * ours, ``icsssl._openssl``, linked against the system ``libssl``.
 
 With Debian's python3-openssl both bindings load the same ``libssl.so.3``
-and are one instance.  :data:`SHARED` says which case is in force; it is
+and are one instance.  :data:`SHARED` is True in that case.  It is
 decided once, at import, by queueing a marker error in pyOpenSSL's
 instance and looking for it in ours.
 
@@ -42,8 +42,9 @@ from OpenSSL._util import lib as peer_lib
 
 from icsssl._openssl import ffi, lib
 
-#: The most errors read from one queue in one go.  OpenSSL keeps at most 16
-#: per thread (ERR_NUM_ERRORS), so this bound is never reached in practice.
+#: The maximum number of errors read from one queue in one go.  OpenSSL
+#: keeps at most 16 per thread (ERR_NUM_ERRORS in OpenSSL 3.0's openssl/err.h),
+#: so this bound is never reached in practice.
 MAX_QUEUED_ERRORS = 64
 
 # A reason no OpenSSL library uses, queued under ERR_LIB_USER to find out
@@ -171,7 +172,7 @@ def reason_text(code: int) -> str:
         return os.strerror(reason)
     text = _text(peer_lib.ERR_reason_error_string(code))
     if text is None:
-        # Fall back on our instance, which knows the same reason numbers
+        # Fall back on our instance, which uses the same reason numbers
         # (its texts may be worded differently).
         own = lib.ERR_reason_error_string(code)
         if own != ffi.NULL:

@@ -1,4 +1,4 @@
-"""The catalogue of handshake outcomes icsssl tells apart.
+"""The catalogue of handshake outcomes icsssl distinguishes.
 
 Each kind has a stable name (``ICSSSL_...``), the cause in a sentence and
 what the user can do; ``docs/messages.md`` is generated from it.
@@ -11,7 +11,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """One entry of the catalogue: a failure icsssl tells apart."""
+    """One entry of the catalogue: an outcome icsssl distinguishes."""
 
     name: str
     cause: str

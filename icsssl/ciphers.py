@@ -2,7 +2,7 @@
 
 A negotiated cipher's ``SSL_CIPHER*`` belongs to pyOpenSSL's OpenSSL
 instance, which may not be ours, so ciphers are found here by name or id
-in a table of every cipher our libssl knows.  The table is built on first
+in a table of every cipher our libssl implements.  The table is built on first
 use (about 65,000 ``SSL_CIPHER_find`` calls in C, a few milliseconds).
 """
 
@@ -22,7 +22,7 @@ class CipherDescription:
     ``key_exchange``, ``authentication``, ``encryption`` and ``mac`` are
     the ``Kx=``, ``Au=``, ``Enc=`` and ``Mac=`` fields; ICS calls them
     ``SslKeyExchange``, ``SslKeyAuth``, ``SslEncryption`` and
-    ``SslMessAuth``.  TLS 1.3 suites say ``any`` for the first two.
+    ``SslMessAuth``.  TLS 1.3 suites have ``any`` in the first two.
     """
 
     name: str
@@ -172,7 +172,8 @@ def cipher_description(cipher: str | int) -> CipherDescription:
 
 
 def all_ciphers() -> list[CipherDescription]:
-    """Return every cipher suite the system OpenSSL knows, by IANA id."""
+    """Return every cipher suite the system OpenSSL implements, by IANA
+    id."""
     table = _TABLE.lookup()
     ids = sorted(key for key in table if isinstance(key, int))
     return [table[key] for key in ids]

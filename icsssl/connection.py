@@ -30,13 +30,13 @@ The shadows are small functions holding a weak reference to their
 connection, so a connection is freed as soon as it is dropped, as a plain
 pyOpenSSL one is, instead of waiting for the cyclic garbage collector.
 
-Exceptions to "nothing after the handshake": a TLS 1.3 client keeps the
-watch until it first reads application data (or for
+There are two exceptions to "nothing after the handshake".  A TLS 1.3
+client keeps the watch until it first reads application data (or for
 :data:`MAX_WATCHED_CALLS` calls), because the server's verdict on the
-client's certificate arrives after ``do_handshake`` returned; and in a
-child process after ``fork()`` every finished connection is watched the
-same way, to name a record that fails its MAC because two processes share
-one TLS state.
+client's certificate arrives after ``do_handshake`` returned.  In a child
+process after ``fork()`` every finished connection is watched the same
+way, to name a record that fails its MAC because two processes share one
+TLS state.
 """
 
 from __future__ import annotations
@@ -350,7 +350,6 @@ class Connection(_SSL.Connection):
             self.__dict__.pop("bio_write", None)
         return _SSL.Connection.bio_write(self, data)
 
-
     def _peek_socket(self, wait: bool) -> None:
         """Keep the peer's first bytes, read from the socket without
         taking them from OpenSSL."""
@@ -577,8 +576,8 @@ class Connection(_SSL.Connection):
 
     def _peeking_handshake(self) -> None:
         """Run ``do_handshake`` on a socket, peeking (``MSG_PEEK``) at the
-        peer's first bytes before OpenSSL reads them, so a failure can say
-        what the peer sent.
+        peer's first bytes before OpenSSL reads them, so that a failure's
+        message can quote what the peer sent.
 
         A blocking client socket is driven non-blocking inside this call
         until those bytes are seen; the call still blocks until the
@@ -633,9 +632,10 @@ class Connection(_SSL.Connection):
         """Record that the peer did not finish the handshake within
         *seconds*, for callers that give up on a non-blocking handshake.
 
-        The report becomes a failure (ErrCode 1) whose diagnosis tells a
-        server that never answered a large post-quantum ClientHello (a
-        middlebox suspect) from one that went silent later.  Nothing
+        The report becomes a failure (ErrCode 1).  Its diagnosis
+        separates a server that sent nothing back after a large
+        post-quantum ClientHello (a middlebox suspect) from one that went
+        silent later.  Nothing
         happens if the handshake has already ended.
 
         :raises TypeError: if *seconds* is not a number.
@@ -651,15 +651,15 @@ class Connection(_SSL.Connection):
             return
         self._peek_socket(wait=False)
         self._fail(
-            (), TimeoutError(f"no handshake answer within {seconds:g} s")
+            (), TimeoutError(f"handshake timed out after {seconds:g} s")
         )
 
     def set_verify_hostname(self, hostname: str) -> None:
         """Make certificate verification also check that the peer's
         certificate is for *hostname*, a DNS name or an IP address.
 
-        pyOpenSSL verifies the chain only; this sets OpenSSL's
-        ``X509_VERIFY_PARAM`` host (or IP) so a mismatch fails the
+        pyOpenSSL verifies the chain only.  This sets OpenSSL's
+        ``X509_VERIFY_PARAM`` host (or IP), so a mismatch fails the
         handshake with verify error 62 (``X509_V_ERR_HOSTNAME_MISMATCH``)
         or 64 (``X509_V_ERR_IP_ADDRESS_MISMATCH``).  It has no effect
         unless verification is on (``Context.set_verify(VERIFY_PEER)``).

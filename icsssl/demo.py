@@ -176,7 +176,7 @@ def _half_hello_client(port: int) -> Side:
 
 
 def _hang_up_server(listener: socket.socket) -> Side:
-    """Read one ClientHello record, then close without answering."""
+    """Read one ClientHello record, then close without a reply."""
     sock, _ = listener.accept()
     with sock:
         received = b""

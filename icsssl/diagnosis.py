@@ -7,9 +7,10 @@ text) and adds the cause after a colon.
 
 Decisions use library and reason numbers, the X509 verify result, alert
 numbers and the bytes the peer sent, never OpenSSL's wording, which
-differs between versions.  One failure can queue several codes; the rules
-below pick the telling one (OpenSSL 4 queues ``record layer failure``
-after the real reason, a decryption failure queues many).
+differs between versions.  One failure can queue several codes, so
+:func:`telling_code` picks the one that names the cause: OpenSSL 4 queues
+``record layer failure`` after the real reason, and a decryption failure
+queues many.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ class PeerCertificate:
 
 @dataclasses.dataclass(frozen=True)
 class Facts:
-    """What a connection knew when its handshake failed."""
+    """The facts a connection recorded when its handshake failed."""
 
     role: str = ""
     codes: tuple[int, ...] = ()
@@ -253,7 +254,7 @@ def _reason(code: int) -> int:
 
 
 def telling_code(codes: Sequence[int]) -> int:
-    """Return the code that says most about the failure.
+    """Return the queued code that names the cause of the failure.
 
     That is the first SSL-library code other than the ``record layer
     failure`` that OpenSSL 4 appends; else the first code; else 0.
@@ -285,7 +286,7 @@ def _recognise_plaintext(data: bytes) -> tuple[str, str]:
             f"the server answered in plain HTTP ({_quote(data)})",
         )
     if data[:64].lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        # HTTP/0.9-style answer: a server that took the ClientHello for a
+        # An HTTP/0.9-style reply: a server that took the ClientHello for a
         # request line without a version sends the page alone.
         return PLAIN_HTTP_SERVER, (
             "the server answered in plain HTTP with an HTML page "

@@ -1,7 +1,7 @@
 """``icsssl serve``: a TLS server that shows each client its own report.
 
-Each client gets a thread.  After the handshake an HTTP ``GET`` is
-answered with a small page of that client's report, and anything else is
+Each client gets a thread.  After the handshake the server replies to an
+HTTP ``GET`` with a small page of that client's report, and anything else is
 echoed back until the client closes or stays idle for the timeout.  One
 line per client goes to standard output: its address and
 ``SslHandshakeRespMsg``.
@@ -24,7 +24,7 @@ from icsssl import _certs, _net
 from icsssl.connection import Connection
 from icsssl.context import Context
 
-#: The most bytes of one client's data that are read and echoed.
+#: The maximum number of bytes of one client's data read and echoed.
 MAX_ECHO_BYTES = 1 << 20
 
 HTTP_METHODS = (b"GET ", b"HEAD ")

@@ -93,7 +93,8 @@ def group_name(group: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ClientHello:
-    """What a ClientHello offered; empty fields where the bytes ran out."""
+    """The offers of a ClientHello; fields stay empty where the bytes ran
+    out."""
 
     size: int = 0
     legacy_version: int = 0

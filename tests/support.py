@@ -597,8 +597,8 @@ def s_client_output(process: subprocess.Popen) -> str:
 
 def record_kind(kind: str, message: str) -> None:
     """Append the running test, *kind* and *message* to the file named by
-    ``ICSSSL_RECORD_KINDS``, if set; tools/gen_messages_doc.py reads it to
-    show a real message for each kind."""
+    ``ICSSSL_RECORD_KINDS``, if set.  tools/gen_messages_doc.py reads that
+    file to show a real message for each kind."""
     path = os.environ.get("ICSSSL_RECORD_KINDS")
     if not path:
         return

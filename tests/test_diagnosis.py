@@ -1534,7 +1534,7 @@ def test_bad_record_oversized():
     outcome = _replied_client(b"\x16\x03\x03\xff\xff" + bytes(64))
     connection = outcome.connection
     reason = reason_of(connection.SslHandshakeErr)
-    # OpenSSL 3.0 says packet length too long, 4.0 data length too long.
+    # OpenSSL 3.0 reports packet length too long, 4.0 data length too long.
     assert reason in (SSL_R_PACKET_LENGTH_TOO_LONG, SSL_R_DATA_LENGTH_TOO_LONG)
     check_report(connection, diagnosis.BAD_RECORD, "server")
 
@@ -2088,7 +2088,8 @@ def test_every_kind_has_a_test():
 
 @pytest.mark.parametrize("mode", SOCKET_MODES)
 def test_close_notify_during_handshake(mode):
-    # A plaintext warning alert 0 (close_notify) answers the ClientHello.
+    # A plaintext warning alert 0 (close_notify) is the reply to the
+    # ClientHello.
     close_notify = bytes([RECORD_ALERT, 3, 3, 0, 2, 1, 0])
     with RawServer(reply_handler(close_notify)) as server:
         outcome = connect_client(
